@@ -1,0 +1,50 @@
+/*
+ * cli/cli.h: what the command files of the `tailor` executable share.
+ *
+ * Each command group lives in its own file (cmd_db.c, cmd_genome.c, ...) and
+ * exposes one `int cmd_X(int argc, char **argv, cli_ctx *ctx)` that returns
+ * the process exit status: CLI_OK, CLI_FAIL (the work failed; one line on
+ * stderr says why) or CLI_USAGE (bad flags or arguments; one line naming the
+ * flag and pointing at --help). Only cli/ calls exit(), and only in main.
+ */
+#ifndef CLI_H
+#define CLI_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "tl.h"
+
+enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
+
+typedef struct cli_ctx {
+	const char *db_flag; /* --db given before the command, or NULL */
+	bool is_tty;         /* stdout is a terminal (progress displays) */
+} cli_ctx;
+
+/* Print "tailor <cmd>: <message> (see 'tailor <cmd> --help')" on one line of
+ * stderr and return CLI_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Print "tailor: <err->msg>" on stderr and return CLI_FAIL (or CLI_USAGE
+ * when the error is TL_EUSAGE). */
+int cli_fail(const tl_err *err);
+
+/* Options, parsed by getopt_long with our own messages. `longopts` is a
+ * getopt_long table; the option "help" (short 'h') must be present. Returns
+ * the option character, -1 at the end of options, or '?' after printing the
+ * one-line usage error for `cmd` (the caller returns CLI_USAGE). Call
+ * cli_opt_reset() before parsing a new argv. */
+struct option;
+void cli_opt_reset(void);
+int cli_opt_next(int argc, char **argv, const char *shortopts,
+                 const struct option *longopts, const char *cmd);
+
+/* Parse an integer flag value with a message naming the flag. */
+int cli_int_arg(long long *out, const char *val, long long lo, long long hi,
+                const char *cmd, const char *flag);
+
+/* The command groups. */
+int cmd_db(int argc, char **argv, cli_ctx *ctx);
+int cmd_genome(int argc, char **argv, cli_ctx *ctx);
+
+#endif

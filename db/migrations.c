@@ -1,0 +1,296 @@
+/*
+ * db/migrations.c: the schema, as the list of forward migrations that builds
+ * it (see db_int.h for the rules, docs/schema.md for the meaning of every
+ * column). db_open applies the ones a file lacks, all in one transaction.
+ *
+ * The `--` comments inside CREATE statements are kept by SQLite in
+ * sqlite_schema, so an analyst typing `.schema candidates` in sqlite3 sees
+ * units and meanings next to the columns. Every line of a CREATE therefore
+ * ends with "\n": a comment without its newline would swallow the rest.
+ *
+ * Conventions of the schema (why, briefly):
+ *  - STRICT tables (SQLite >= 3.37): a value of the wrong type is an error,
+ *    not silently stored, so analysts' dtypes are what the docs say.
+ *  - Times are TEXT, ISO-8601 UTC with milliseconds ("2025-01-31T12:00:00.123Z"),
+ *    which sorts as text and parses with pandas.to_datetime(utc=True).
+ *  - JSON is TEXT checked with json_valid, so json_extract always works.
+ *  - Booleans are INTEGER 0/1 with a CHECK.
+ *  - Units are in the column names (_ms, _bytes, _tok_s, _c).
+ *  - Measurements and quality results outlive the runs that asked for them
+ *    (they are keyed by genome and reused): deleting a run nulls their run_id
+ *    and candidate_id instead of deleting them.
+ */
+#include "db_int.h"
+
+#define NOW "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+
+static const char migration_1_sql[] =
+	"PRAGMA application_id = 1952541036;\n"
+
+	/* ---- devices ---------------------------------------------------- */
+	"CREATE TABLE devices (\n"
+	"  id INTEGER PRIMARY KEY, -- 1 is the built-in device 'local'\n"
+	"  name TEXT NOT NULL UNIQUE -- [A-Za-z0-9][A-Za-z0-9._-]{0,63}\n"
+	"    CHECK (length(name) BETWEEN 1 AND 64\n"
+	"           AND name NOT GLOB '*[^A-Za-z0-9._-]*'\n"
+	"           AND substr(name, 1, 1) GLOB '[A-Za-z0-9]'),\n"
+	"  transport TEXT NOT NULL CHECK (transport IN ('local', 'ssh', 'adb')),\n"
+	"  host TEXT, -- ssh: the device; adb: the lab host the phone hangs off\n"
+	"  port INTEGER CHECK (port BETWEEN 1 AND 65535), -- NULL: 22\n"
+	"  user TEXT, -- ssh login; NULL: the current user\n"
+	"  key_path TEXT, -- private key file, referenced, never copied\n"
+	"  use_agent INTEGER NOT NULL DEFAULT 0 CHECK (use_agent IN (0, 1)),\n"
+	"  known_hosts TEXT, -- known_hosts file; NULL: ~/.ssh/known_hosts\n"
+	"  adb_serial TEXT, -- adb: serial of the phone on the lab host\n"
+	"  arch TEXT, -- e.g. x86_64, aarch64 (probed)\n"
+	"  toolchain_cc TEXT, -- compiler command for builds\n"
+	"  toolchain_flags TEXT, -- extra compiler flags\n"
+	"  compile_on_device INTEGER NOT NULL DEFAULT 0\n"
+	"    CHECK (compile_on_device IN (0, 1)),\n"
+	"  run_prefix TEXT, -- prepended to the harness command (taskset, nice)\n"
+	"  threads INTEGER CHECK (threads >= 1), -- NULL: the harness default\n"
+	"  labels TEXT NOT NULL DEFAULT '[]' -- JSON array of strings\n"
+	"    CHECK (json_valid(labels) AND json_type(labels) = 'array'),\n"
+	"  enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),\n"
+	"  status TEXT NOT NULL DEFAULT 'unknown'\n"
+	"    CHECK (status IN ('unknown', 'online', 'offline', 'busy')),\n"
+	"  fail_streak INTEGER NOT NULL DEFAULT 0 CHECK (fail_streak >= 0),\n"
+	"  last_seen TEXT, -- last successful contact, UTC\n"
+	"  facts TEXT -- JSON object of probed facts (cpu, cores, memory, os...)\n"
+	"    CHECK (facts IS NULL OR (json_valid(facts) AND json_type(facts) = 'object')),\n"
+	"  created_at TEXT NOT NULL DEFAULT (" NOW "),\n"
+	"  updated_at TEXT NOT NULL DEFAULT (" NOW "),\n"
+	"  CHECK (transport <> 'ssh' OR host IS NOT NULL)\n"
+	") STRICT;\n"
+	"INSERT INTO devices (id, name, transport) VALUES (1, 'local', 'local');\n"
+	/* Runs and measurements refer to 'local' without asking whether it
+	 * exists; these keep it there and keep it what its name says. */
+	"CREATE TRIGGER devices_keep_local BEFORE DELETE ON devices\n"
+	"WHEN OLD.name = 'local'\n"
+	"BEGIN SELECT RAISE(ABORT, 'device local always exists and cannot be removed'); END;\n"
+	"CREATE TRIGGER devices_keep_local_name BEFORE UPDATE OF name, transport ON devices\n"
+	"WHEN OLD.name = 'local' AND (NEW.name IS NOT 'local' OR NEW.transport IS NOT 'local')\n"
+	"BEGIN SELECT RAISE(ABORT, 'device local keeps its name and transport'); END;\n"
+	/* updated_at follows every change unless the writer set it itself
+	 * (recursive triggers are off, so the inner UPDATE does not re-fire). */
+	"CREATE TRIGGER devices_updated_at AFTER UPDATE ON devices\n"
+	"WHEN NEW.updated_at IS OLD.updated_at\n"
+	"BEGIN UPDATE devices SET updated_at = " NOW " WHERE id = NEW.id; END;\n"
+
+	/* ---- runs ------------------------------------------------------- */
+	"CREATE TABLE runs (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  name TEXT, -- label given at start (not unique)\n"
+	"  config TEXT NOT NULL -- the whole search config, JSON object\n"
+	"    CHECK (json_valid(config) AND json_type(config) = 'object'),\n"
+	"  config_hash TEXT, -- sha256 hex of the canonical config\n"
+	"  mode TEXT NOT NULL DEFAULT 'nsga2' CHECK (mode IN ('nsga2', 'random')),\n"
+	"  seed INTEGER NOT NULL, -- 64-bit; seeds >= 2^63 read as negative\n"
+	"  status TEXT NOT NULL DEFAULT 'created'\n"
+	"    CHECK (status IN ('created', 'running', 'stopping', 'stopped',\n"
+	"                      'finished', 'failed')),\n"
+	"  generation INTEGER NOT NULL DEFAULT 0 CHECK (generation >= 0), -- current\n"
+	"  generations INTEGER CHECK (generations >= 1), -- planned; NULL: until stopped\n"
+	"  population INTEGER CHECK (population >= 1), -- candidates per generation\n"
+	"  tailor_version TEXT, -- version of the tailor that started it\n"
+	"  host TEXT, -- host name of the machine running it\n"
+	"  pid INTEGER CHECK (pid >= 1), -- process id while running\n"
+	"  heartbeat_at TEXT, -- last sign of life of the running process, UTC\n"
+	"  created_at TEXT NOT NULL DEFAULT (" NOW "),\n"
+	"  started_at TEXT,\n"
+	"  finished_at TEXT,\n"
+	"  error TEXT -- one line, when status = 'failed'\n"
+	") STRICT;\n"
+	"CREATE INDEX runs_name ON runs (name);\n"
+
+	/* ---- generations ------------------------------------------------ */
+	"CREATE TABLE generations (\n"
+	"  run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,\n"
+	"  generation INTEGER NOT NULL CHECK (generation >= 0),\n"
+	"  evaluated INTEGER NOT NULL DEFAULT 0 CHECK (evaluated >= 0),\n"
+	"  feasible INTEGER NOT NULL DEFAULT 0 CHECK (feasible >= 0),\n"
+	"  frontier_size INTEGER NOT NULL DEFAULT 0 CHECK (frontier_size >= 0),\n"
+	"  hypervolume REAL, -- of the feasible rank-0 set, normalized objectives\n"
+	"  reference_point TEXT -- JSON object: objective -> reference value\n"
+	"    CHECK (reference_point IS NULL OR\n"
+	"           (json_valid(reference_point) AND json_type(reference_point) = 'object')),\n"
+	"  started_at TEXT NOT NULL DEFAULT (" NOW "),\n"
+	"  finished_at TEXT,\n"
+	"  PRIMARY KEY (run_id, generation)\n"
+	") STRICT;\n"
+
+	/* ---- genomes ---------------------------------------------------- */
+	"CREATE TABLE genomes (\n"
+	"  hash TEXT PRIMARY KEY -- sha256 hex (64 lowercase) of the decoded arch\n"
+	"    CHECK (length(hash) = 64 AND hash NOT GLOB '*[^0-9a-f]*'),\n"
+	"  text TEXT NOT NULL, -- canonical genome text\n"
+	"  json TEXT CHECK (json IS NULL OR json_valid(json)), -- genome as JSON\n"
+	"  space_hash TEXT, -- hash of the search space it was drawn from\n"
+	"  params INTEGER CHECK (params >= 0), -- trainable parameters\n"
+	"  kv_bytes_per_token INTEGER CHECK (kv_bytes_per_token >= 0),\n"
+	"  state_bytes INTEGER CHECK (state_bytes >= 0), -- fixed recurrent state\n"
+	"  flops_prefill_per_token INTEGER CHECK (flops_prefill_per_token >= 0),\n"
+	"  flops_decode_per_token INTEGER CHECK (flops_decode_per_token >= 0),\n"
+	"  created_at TEXT NOT NULL DEFAULT (" NOW ")\n"
+	") STRICT;\n"
+
+	/* ---- candidates ------------------------------------------------- */
+	"CREATE TABLE candidates (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,\n"
+	"  generation INTEGER NOT NULL CHECK (generation >= 0),\n"
+	"  genome_hash TEXT NOT NULL REFERENCES genomes (hash),\n"
+	"  parent1_id INTEGER REFERENCES candidates (id) ON DELETE SET NULL,\n"
+	"  parent2_id INTEGER REFERENCES candidates (id) ON DELETE SET NULL,\n"
+	"  origin TEXT NOT NULL\n"
+	"    CHECK (origin IN ('sample', 'mutate', 'cross', 'elite', 'seed',\n"
+	"                      'random', 'repair')),\n"
+	"  status TEXT NOT NULL DEFAULT 'pending'\n"
+	"    CHECK (status IN ('pending', 'evaluating', 'done', 'failed', 'skipped')),\n"
+	"  rank INTEGER CHECK (rank >= 0), -- non-domination front, 0 = best\n"
+	"  crowding REAL, -- crowding distance within its front; Inf at the ends\n"
+	"  feasible INTEGER CHECK (feasible IN (0, 1)), -- meets every constraint\n"
+	"  violation REAL CHECK (violation >= 0), -- total constraint violation\n"
+	"  objectives TEXT -- JSON object: objective name -> value\n"
+	"    CHECK (objectives IS NULL OR\n"
+	"           (json_valid(objectives) AND json_type(objectives) = 'object')),\n"
+	"  error TEXT, -- one line, when status = 'failed'\n"
+	"  created_at TEXT NOT NULL DEFAULT (" NOW "),\n"
+	"  evaluated_at TEXT,\n"
+	"  CHECK (parent2_id IS NULL OR parent1_id IS NOT NULL),\n"
+	"  UNIQUE (run_id, generation, genome_hash)\n"
+	") STRICT;\n"
+	/* UNIQUE (run_id, generation, genome_hash) already indexes lookups by
+	 * (run_id) and (run_id, generation). The parent indexes keep deleting a
+	 * run linear: each deleted candidate looks up its children. */
+	"CREATE INDEX candidates_genome ON candidates (genome_hash);\n"
+	"CREATE INDEX candidates_parent1 ON candidates (parent1_id);\n"
+	"CREATE INDEX candidates_parent2 ON candidates (parent2_id);\n"
+
+	/* ---- measurements ----------------------------------------------- */
+	"CREATE TABLE measurements (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  genome_hash TEXT NOT NULL REFERENCES genomes (hash),\n"
+	"  candidate_id INTEGER REFERENCES candidates (id) ON DELETE SET NULL,\n"
+	"  run_id INTEGER REFERENCES runs (id) ON DELETE SET NULL,\n"
+	"  device_id INTEGER NOT NULL REFERENCES devices (id),\n"
+	"  build_hash TEXT, -- content hash of the build (sources, flags, toolchain)\n"
+	"  quant TEXT, -- weight format of the build, e.g. f32, q8_0\n"
+	"  prompt_len INTEGER CHECK (prompt_len >= 0), -- P, tokens prefilled\n"
+	"  gen_len INTEGER CHECK (gen_len >= 0), -- N, tokens decoded\n"
+	"  depth INTEGER CHECK (depth >= 0), -- D, context depth before the prompt\n"
+	"  threads INTEGER CHECK (threads >= 1),\n"
+	"  protocol TEXT -- JSON object: warm-up, repeats, cv threshold, cool-down...\n"
+	"    CHECK (protocol IS NULL OR (json_valid(protocol) AND json_type(protocol) = 'object')),\n"
+	"  protocol_hash TEXT, -- hash of protocol + P, N, D, threads, quant\n"
+	"  device_fingerprint TEXT -- JSON object: cpu, governor, kernel... at measure time\n"
+	"    CHECK (device_fingerprint IS NULL OR\n"
+	"           (json_valid(device_fingerprint) AND json_type(device_fingerprint) = 'object')),\n"
+	"  repeats INTEGER CHECK (repeats >= 0), -- repeats behind the medians\n"
+	"  ttft_ms REAL CHECK (ttft_ms >= 0), -- median time to first token\n"
+	"  prefill_tok_s REAL CHECK (prefill_tok_s >= 0),\n"
+	"  decode_ms_p50 REAL CHECK (decode_ms_p50 >= 0), -- per token\n"
+	"  decode_ms_p95 REAL CHECK (decode_ms_p95 >= 0), -- per token\n"
+	"  decode_tok_s REAL CHECK (decode_tok_s >= 0),\n"
+	"  peak_rss_bytes INTEGER CHECK (peak_rss_bytes >= 0), -- VmHWM\n"
+	"  weight_bytes INTEGER CHECK (weight_bytes >= 0),\n"
+	"  cache_bytes INTEGER CHECK (cache_bytes >= 0), -- KV + state at P + N + D\n"
+	"  cv REAL CHECK (cv >= 0), -- coefficient of variation of decode_ms_p50 over repeats\n"
+	"  remeasured INTEGER NOT NULL DEFAULT 0 CHECK (remeasured >= 0), -- extra rounds (cv too high)\n"
+	"  status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),\n"
+	"  error TEXT, -- one line, when status = 'failed'\n"
+	"  created_at TEXT NOT NULL DEFAULT (" NOW ")\n"
+	") STRICT;\n"
+	"CREATE INDEX measurements_lookup ON measurements (genome_hash, device_id, protocol_hash);\n"
+	"CREATE INDEX measurements_candidate ON measurements (candidate_id);\n"
+	"CREATE INDEX measurements_run ON measurements (run_id);\n"
+	"CREATE INDEX measurements_device ON measurements (device_id);\n"
+
+	"CREATE TABLE measurement_repeats (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  measurement_id INTEGER NOT NULL REFERENCES measurements (id) ON DELETE CASCADE,\n"
+	"  repeat_index INTEGER NOT NULL CHECK (repeat_index >= 0),\n"
+	"  raw TEXT NOT NULL CHECK (json_valid(raw)), -- the harness's JSON output, whole\n"
+	"  ttft_ms REAL CHECK (ttft_ms >= 0),\n"
+	"  prefill_tok_s REAL CHECK (prefill_tok_s >= 0),\n"
+	"  decode_ms_p50 REAL CHECK (decode_ms_p50 >= 0),\n"
+	"  decode_ms_p95 REAL CHECK (decode_ms_p95 >= 0),\n"
+	"  decode_tok_s REAL CHECK (decode_tok_s >= 0),\n"
+	"  peak_rss_bytes INTEGER CHECK (peak_rss_bytes >= 0),\n"
+	"  temp_before_c REAL, -- hottest thermal zone before the repeat; NULL: none\n"
+	"  temp_after_c REAL,\n"
+	"  created_at TEXT NOT NULL DEFAULT (" NOW "),\n"
+	"  UNIQUE (measurement_id, repeat_index)\n"
+	") STRICT;\n"
+
+	/* ---- quality ---------------------------------------------------- */
+	"CREATE TABLE quality (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  genome_hash TEXT NOT NULL REFERENCES genomes (hash),\n"
+	"  candidate_id INTEGER REFERENCES candidates (id) ON DELETE SET NULL,\n"
+	"  run_id INTEGER REFERENCES runs (id) ON DELETE SET NULL,\n"
+	"  evaluator TEXT NOT NULL\n"
+	"    CHECK (evaluator IN ('analytic', 'train', 'mad', 'command')),\n"
+	"  settings TEXT -- JSON object: the evaluator's settings\n"
+	"    CHECK (settings IS NULL OR (json_valid(settings) AND json_type(settings) = 'object')),\n"
+	"  settings_hash TEXT NOT NULL CHECK (length(settings_hash) >= 1),\n"
+	"  metric TEXT NOT NULL CHECK (length(metric) >= 1), -- e.g. val_bpb, mad.recall\n"
+	"  value REAL, -- NULL: not a number (diverged) or failed, see error\n"
+	"  error TEXT,\n"
+	"  created_at TEXT NOT NULL DEFAULT (" NOW "),\n"
+	"  UNIQUE (genome_hash, evaluator, settings_hash, metric)\n"
+	") STRICT;\n"
+	"CREATE INDEX quality_candidate ON quality (candidate_id);\n"
+	"CREATE INDEX quality_run ON quality (run_id);\n"
+
+	/* ---- events ----------------------------------------------------- */
+	"CREATE TABLE events (\n"
+	"  id INTEGER PRIMARY KEY, -- increases with time\n"
+	"  run_id INTEGER REFERENCES runs (id) ON DELETE CASCADE,\n"
+	"  device_id INTEGER REFERENCES devices (id) ON DELETE SET NULL,\n"
+	"  candidate_id INTEGER REFERENCES candidates (id) ON DELETE SET NULL,\n"
+	"  level TEXT NOT NULL CHECK (level IN ('info', 'warn', 'error')),\n"
+	"  kind TEXT NOT NULL CHECK (length(kind) >= 1), -- e.g. run.start, device.offline\n"
+	"  message TEXT NOT NULL, -- one line for people\n"
+	"  data TEXT CHECK (data IS NULL OR json_valid(data)), -- JSON details\n"
+	"  created_at TEXT NOT NULL DEFAULT (" NOW ")\n"
+	") STRICT;\n"
+	"CREATE INDEX events_run ON events (run_id);\n"
+	"CREATE INDEX events_device ON events (device_id);\n"
+	"CREATE INDEX events_candidate ON events (candidate_id);\n"
+
+	/* ---- views ------------------------------------------------------ */
+	"CREATE VIEW run_summary AS\n"
+	"SELECT r.id, r.name, r.mode, r.status, r.generation, r.generations,\n"
+	"  (SELECT count(*) FROM candidates c WHERE c.run_id = r.id) AS candidates,\n"
+	"  (SELECT count(*) FROM candidates c\n"
+	"     WHERE c.run_id = r.id AND c.status = 'done') AS candidates_done,\n"
+	"  (SELECT count(*) FROM candidates c\n"
+	"     WHERE c.run_id = r.id AND c.status = 'failed') AS candidates_failed,\n"
+	"  (SELECT count(DISTINCT c.genome_hash) FROM candidates c\n"
+	"     WHERE c.run_id = r.id) AS genomes,\n"
+	"  (SELECT count(*) FROM measurements m WHERE m.run_id = r.id) AS measurements,\n"
+	"  (SELECT min(e.created_at) FROM events e WHERE e.run_id = r.id) AS first_event_at,\n"
+	"  (SELECT max(e.created_at) FROM events e WHERE e.run_id = r.id) AS last_event_at,\n"
+	"  r.created_at, r.started_at, r.finished_at, r.error\n"
+	"FROM runs r;\n"
+
+	"CREATE VIEW frontier AS\n"
+	"SELECT c.run_id, c.generation, c.id AS candidate_id, c.genome_hash,\n"
+	"  c.origin, c.crowding, c.objectives, g.params, g.text,\n"
+	"  (c.generation = r.generation) AS latest\n"
+	"FROM candidates c\n"
+	"JOIN genomes g ON g.hash = c.genome_hash\n"
+	"JOIN runs r ON r.id = c.run_id\n"
+	"WHERE c.rank = 0 AND c.feasible = 1;\n"
+
+	"PRAGMA user_version = 1;\n";
+
+const db_migration db_migrations[] = {
+	{1, "initial schema", migration_1_sql},
+};
+
+const size_t db_migrations_count = sizeof db_migrations / sizeof db_migrations[0];
+
+_Static_assert(sizeof db_migrations / sizeof db_migrations[0] == DB_SCHEMA_VERSION,
+               "DB_SCHEMA_VERSION must be the number of the last migration");

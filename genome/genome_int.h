@@ -1,0 +1,40 @@
+/*
+ * genome/genome_int.h: what the genome room's files share and nobody else
+ * needs: the catalog queries, size-gene relevance, a growing string buffer.
+ */
+#ifndef GENOME_INT_H
+#define GENOME_INT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "genome.h"
+
+/* Size genes, for genome_class_uses. */
+enum { GZ_HEADS, GZ_KV, GZ_HD, GZ_LEN, GZ_FFN, GZ_QKN, GZ_ROPE, GZ_COUNT };
+
+extern const char *const genome_group_names[GENOME_NGROUPS];
+
+bool genome_op_allowed(int feat, int structure, int mask, int nonlin, int chmix);
+bool genome_class_uses(const genome_class *c, int size);
+bool genome_wshare_covers(int strategy, int grp);
+bool genome_xshare_covers(int strategy, int grp);
+uint32_t genome_natural_width(const genome *g, const genome_class *c, int grp);
+uint32_t genome_glu_inner(const genome *g, const genome_class *c);
+/* kind: 0 feat, 1 structure, 2 mask, 3 nonlin, 4 chmix; -1 if unknown. */
+int genome_name_lookup(int kind, const char *name);
+
+/* "<src>: line L column C: not valid JSON" from cJSON's error pointer. */
+int genome_json_syntax_error(const char *s, const char *src, tl_err *err);
+
+/* A string that grows; on allocation failure it remembers and take()
+ * returns NULL. */
+typedef struct genome_sb {
+	char *p;
+	size_t len, cap;
+	int oom;
+} genome_sb;
+void genome_sb_printf(genome_sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *genome_sb_take(genome_sb *b);
+
+#endif

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# scripts/test.sh: every test, the way CI runs them (README's test command).
+#  1. a release build with warnings as errors, the whole suite;
+#  2. an ASan + UBSan build (also warnings as errors), the whole suite again.
+# Options: --quick runs only the first build; further arguments go to
+# `meson test` (e.g. a test name).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+
+quick=0
+if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
+
+setup() { # dir, meson options...
+	local dir=$1; shift
+	if [ -f "$dir/build.ninja" ]; then
+		meson configure "$dir" "$@" >/dev/null
+	else
+		meson setup "$dir" "$@" >/dev/null
+	fi
+}
+
+setup build-release --buildtype=release -Dwerror=true
+meson compile -C build-release
+meson test -C build-release --print-errorlogs "$@"
+
+if [ $quick = 0 ]; then
+	setup build-asan --buildtype=debug -Dwerror=true \
+		-Db_sanitize=address,undefined -Db_lundef=false
+	meson compile -C build-asan
+	ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:strict_string_checks=1 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		meson test -C build-asan --print-errorlogs "$@"
+fi
+echo "test.sh: all tests passed"
