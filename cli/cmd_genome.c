@@ -214,15 +214,21 @@ static int show(const genome *g, const opts *o)
 	printf("hash     %s\n", hash);
 	printf("model    d_model %u, vocab %u, %u layers, %s embeddings, RoPE theta %u\n\n",
 	       g->d_model, g->vocab, a->n_layers, g->tied ? "tied" : "untied", g->rope_theta);
-	printf("%-4s %-3s %-11s %-9s %5s %4s %4s %5s %6s  %-10s %-10s %-10s %-6s %12s\n", "#", "cls",
-	       "operator", "structure", "heads", "kv", "hd", "len", "inner", "C", "B", "V", "A",
-	       "params");
+	printf("%-4s %-3s %-11s %-9s %-6s %5s %4s %4s %5s %6s  %-10s %-10s %-10s %-6s %12s\n", "#",
+	       "cls", "operator", "structure", "mask", "heads", "kv", "hd", "len", "inner", "C", "B",
+	       "V", "A", "params");
 	for (int i = 0; i < a->n_layers; i++) {
 		const genome_arch_layer *l = &a->layers[i];
-		char c[32], b[32], v[32], x[32];
-		printf("%-4d %-3u %-11s %-9s %5u %4u %4u %5u %6u  %-10s %-10s %-10s %-6s %12lld\n", i,
-		       l->cls, genome_class_label(&g->classes[l->cls]), genome_struct_name(l->structure),
-		       l->heads, l->kv_heads, l->head_dim, l->len, l->inner,
+		const genome_class *gc = &g->classes[l->cls];
+		char c[32], b[32], v[32], x[32], hs[16], ks[16], ds[16], ls[16];
+		bool has_heads = gc->feat == GF_QKV || gc->feat == GF_CBVA;
+		snprintf(hs, sizeof hs, has_heads ? "%u" : "-", l->heads);
+		snprintf(ks, sizeof ks, gc->feat == GF_QKV ? "%u" : "-", l->kv_heads);
+		snprintf(ds, sizeof ds, has_heads ? "%u" : "-", l->head_dim);
+		snprintf(ls, sizeof ls, l->len ? "%u" : "-", l->len);
+		printf("%-4d %-3u %-11s %-9s %-6s %5s %4s %4s %5s %6u  %-10s %-10s %-10s %-6s %12lld\n",
+		       i, l->cls, genome_class_label(gc), genome_struct_name(l->structure),
+		       genome_mask_name(l->mask), hs, ks, ds, ls, l->inner,
 		       group_desc(l, i, GG_C, c, sizeof c), group_desc(l, i, GG_B, b, sizeof b),
 		       group_desc(l, i, GG_V, v, sizeof v), group_desc(l, i, GG_A, x, sizeof x),
 		       (long long)genome_arch_layer_params(a, i));

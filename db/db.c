@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DB_DEFAULT_PATH "./tailor.db"
@@ -77,14 +78,20 @@ int db_fail(db_conn *db, int rc, const char *op, tl_err *err)
 		return tl_err_setsub(err, TL_EDB, rc,
 		                     "db %s: %s: cannot open the file (%s%s%s); check that "
 		                     "directory %s exists and is writable, or pass --db PATH",
-		                     op, path, msg, sys ? ": " : "", sys ? strerror(sys) : "",
-		                     dir);
+		                     op, path, msg, sys ? ": " : "", sys ? strerror(sys) : "", dir);
 	}
 	case SQLITE_READONLY:
-		if (db->readonly)
+		/* These three are about the -wal/-shm files beside the database,
+		 * which even a reader of a WAL file may need to create. */
+		if ((rc == SQLITE_READONLY_DIRECTORY || rc == SQLITE_READONLY_CANTINIT ||
+		     rc == SQLITE_READONLY_CANTLOCK) &&
+		    db->readonly)
 			return tl_err_setsub(err, TL_EDB, rc,
-			                     "db %s: %s: the database was opened read-only (%s)",
-			                     op, path, msg);
+			                     "db %s: %s: directory %s is not writable (%s); even "
+			                     "a reader of a WAL database creates %s-shm there: "
+			                     "ask the owner for write access to the directory, "
+			                     "or copy %s (and %s-wal if present) elsewhere",
+			                     op, path, dir, msg, path, path, path);
 		if (rc == SQLITE_READONLY_DIRECTORY || rc == SQLITE_READONLY_CANTINIT ||
 		    rc == SQLITE_READONLY_CANTLOCK)
 			return tl_err_setsub(err, TL_EDB, rc,
@@ -92,6 +99,10 @@ int db_fail(db_conn *db, int rc, const char *op, tl_err *err)
 			                     "its permissions or pass --db PATH in a directory "
 			                     "you can write",
 			                     op, path, dir, msg);
+		if (db->readonly)
+			return tl_err_setsub(err, TL_EDB, rc,
+			                     "db %s: %s: the database was opened read-only (%s)",
+			                     op, path, msg);
 		return tl_err_setsub(err, TL_EDB, rc,
 		                     "db %s: %s: the file is not writable (%s); fix its "
 		                     "permissions or pass --db PATH",
@@ -105,8 +116,7 @@ int db_fail(db_conn *db, int rc, const char *op, tl_err *err)
 	return tl_err_setsub(err, TL_EDB, rc, "db %s: %s: %s", op, path, msg);
 }
 
-int db_prepare(db_conn *db, sqlite3_stmt **st, const char *sql, const char *op,
-               tl_err *err)
+int db_prepare(db_conn *db, sqlite3_stmt **st, const char *sql, const char *op, tl_err *err)
 {
 	*st = NULL;
 	int rc = sqlite3_prepare_v2(db->h, sql, -1, st, NULL);
@@ -133,8 +143,10 @@ int db_step_done(db_conn *db, sqlite3_stmt **st, const char *op, tl_err *err)
 	int ret = 0;
 
 	if (rc == SQLITE_ROW)
-		ret = tl_err_set(err, TL_EFAIL, "db %s: %s: statement returned rows "
-		                 "where none were expected", op, db->path);
+		ret = tl_err_set(err, TL_EFAIL,
+		                 "db %s: %s: statement returned rows "
+		                 "where none were expected",
+		                 op, db->path);
 	else if (rc != SQLITE_DONE)
 		ret = db_fail(db, rc, op, err);
 	sqlite3_finalize(*st);
@@ -142,8 +154,7 @@ int db_step_done(db_conn *db, sqlite3_stmt **st, const char *op, tl_err *err)
 	return ret;
 }
 
-int db_query_i64(db_conn *db, const char *sql, int64_t *out, const char *op,
-                 tl_err *err)
+int db_query_i64(db_conn *db, const char *sql, int64_t *out, const char *op, tl_err *err)
 {
 	sqlite3_stmt *st;
 	int ret = 0;
@@ -161,8 +172,8 @@ int db_query_i64(db_conn *db, const char *sql, int64_t *out, const char *op,
 }
 
 /* A one-row text result (a PRAGMA) copied into buf. */
-static int db_query_text(db_conn *db, const char *sql, char *buf, size_t size,
-                         const char *op, tl_err *err)
+static int db_query_text(db_conn *db, const char *sql, char *buf, size_t size, const char *op,
+                         tl_err *err)
 {
 	sqlite3_stmt *st;
 	int ret = 0;
@@ -213,12 +224,15 @@ static int db_check_path(db_conn *db, tl_err *err)
 		if (S_ISDIR(st.st_mode))
 			return tl_err_setsub(err, TL_EIO, EISDIR,
 			                     "db open: %s: is a directory (pass the path of a "
-			                     "file, e.g. %s/tailor.db)", db->path, db->path);
-		if (!db->readonly && access(db->path, W_OK) != 0)
-			return tl_err_setsub(err, TL_EIO, errno,
+			                     "file, e.g. %s/tailor.db)",
+			                     db->path, db->path);
+		if (!db->readonly && access(db->path, W_OK) != 0) {
+			int e = errno;
+			return tl_err_setsub(err, TL_EIO, e,
 			                     "db open: %s: the file is not writable (%s); fix its "
 			                     "permissions or open it read-only",
-			                     db->path, strerror(errno));
+			                     db->path, strerror(e));
+		}
 	} else if (errno != ENOENT) {
 		/* ENOTDIR or EACCES on a path component: name the directory. */
 		int e = errno;
@@ -226,32 +240,37 @@ static int db_check_path(db_conn *db, tl_err *err)
 			return tl_err_setsub(err, TL_EIO, ENOTDIR,
 			                     "db open: %s: %s is not a directory", db->path,
 			                     db->dir);
-		return tl_err_setsub(err, TL_EIO, e, "db open: %s: %s", db->path,
-		                     strerror(e));
+		return tl_err_setsub(err, TL_EIO, e, "db open: %s: %s", db->path, strerror(e));
 	} else if (db->readonly) {
 		return tl_err_setsub(err, TL_ENOTFOUND, ENOENT,
 		                     "db open: %s: no such file (a read-only open does not "
-		                     "create one; check --db or TAILOR_DB)", db->path);
+		                     "create one; check --db or TAILOR_DB)",
+		                     db->path);
 	}
 
 	if (stat(db->dir, &st) != 0) {
-		if (errno == ENOENT)
+		int e = errno;
+		if (e == ENOENT)
 			return tl_err_setsub(err, TL_EIO, ENOENT,
 			                     "db open: %s: directory %s does not exist (create "
-			                     "it or pass --db PATH)", db->path, db->dir);
-		return tl_err_setsub(err, TL_EIO, errno, "db open: %s: directory %s: %s",
-		                     db->path, db->dir, strerror(errno));
+			                     "it or pass --db PATH)",
+			                     db->path, db->dir);
+		return tl_err_setsub(err, TL_EIO, e, "db open: %s: directory %s: %s", db->path,
+		                     db->dir, strerror(e));
 	}
 	if (!S_ISDIR(st.st_mode))
-		return tl_err_setsub(err, TL_EIO, ENOTDIR,
-		                     "db open: %s: %s is not a directory", db->path, db->dir);
+		return tl_err_setsub(err, TL_EIO, ENOTDIR, "db open: %s: %s is not a directory",
+		                     db->path, db->dir);
 	/* WAL puts PATH-wal and PATH-shm beside the file: the directory must be
 	 * writable even when the file already exists. */
-	if (!db->readonly && access(db->dir, W_OK | X_OK) != 0)
-		return tl_err_setsub(err, TL_EIO, errno,
+	if (!db->readonly && access(db->dir, W_OK | X_OK) != 0) {
+		int e = errno;
+		return tl_err_setsub(err, TL_EIO, e,
 		                     "db open: %s: directory %s is not writable (%s); fix its "
 		                     "permissions or pass --db PATH in a directory you can "
-		                     "write", db->path, db->dir, strerror(errno));
+		                     "write",
+		                     db->path, db->dir, strerror(e));
+	}
 	return 0;
 }
 
@@ -267,7 +286,8 @@ static int db_version_read(db_conn *db, int *version, tl_err *err)
 	int64_t has, n, v, app;
 
 	*version = 0;
-	if (db_query_i64(db, "SELECT count(*) FROM sqlite_schema "
+	if (db_query_i64(db,
+	                 "SELECT count(*) FROM sqlite_schema "
 	                 "WHERE type = 'table' AND name = 'schema_migrations'",
 	                 &has, "open", err) < 0)
 		return TL_EDB;
@@ -277,9 +297,11 @@ static int db_version_read(db_conn *db, int *version, tl_err *err)
 		return tl_err_set(err, TL_EINVAL,
 		                  "db open: %s: a SQLite database of another application "
 		                  "(application_id %lld); pass --db with the path of a "
-		                  "tailor database or of a new file", db->path, (long long)app);
+		                  "tailor database or of a new file",
+		                  db->path, (long long)app);
 	if (!has) {
-		if (db_query_i64(db, "SELECT count(*) FROM sqlite_schema "
+		if (db_query_i64(db,
+		                 "SELECT count(*) FROM sqlite_schema "
 		                 "WHERE name NOT LIKE 'sqlite!_%' ESCAPE '!'",
 		                 &n, "open", err) < 0)
 			return TL_EDB;
@@ -288,16 +310,18 @@ static int db_version_read(db_conn *db, int *version, tl_err *err)
 			                  "db open: %s: a SQLite database but not a tailor one "
 			                  "(no schema_migrations table, %lld other schema "
 			                  "object(s)); pass --db with the path of a tailor "
-			                  "database or of a new file", db->path, (long long)n);
+			                  "database or of a new file",
+			                  db->path, (long long)n);
 		return 0;
 	}
-	if (db_query_i64(db, "SELECT coalesce(max(version), 0) FROM schema_migrations",
-	                 &v, "open", err) < 0)
+	if (db_query_i64(db, "SELECT coalesce(max(version), 0) FROM schema_migrations", &v, "open",
+	                 err) < 0)
 		return TL_EDB;
 	if (v < 0)
-		return tl_err_set(err, TL_EINVAL, "db open: %s: schema version %lld is "
-		                  "negative (the file was edited by hand?)", db->path,
-		                  (long long)v);
+		return tl_err_set(err, TL_EINVAL,
+		                  "db open: %s: schema version %lld is "
+		                  "negative (the file was edited by hand?)",
+		                  db->path, (long long)v);
 	*version = v > INT_MAX ? INT_MAX : (int)v;
 	return 0;
 }
@@ -311,18 +335,18 @@ static int db_refuse_newer(db_conn *db, int version, tl_err *err)
 }
 
 static const char schema_migrations_sql[] =
-	"CREATE TABLE IF NOT EXISTS schema_migrations (\n"
-	"  version INTEGER PRIMARY KEY, -- migration number, 1..\n"
-	"  name TEXT NOT NULL, -- what the migration did\n"
-	"  applied_at TEXT NOT NULL -- when, UTC ISO-8601\n"
-	") STRICT;\n";
+    "CREATE TABLE IF NOT EXISTS schema_migrations (\n"
+    "  version INTEGER PRIMARY KEY, -- migration number, 1..\n"
+    "  name TEXT NOT NULL, -- what the migration did\n"
+    "  applied_at TEXT NOT NULL -- when, UTC ISO-8601\n"
+    ") STRICT;\n";
 
-static int db_migration_record(db_conn *db, int version, const char *name,
-                               tl_err *err)
+static int db_migration_record(db_conn *db, int version, const char *name, tl_err *err)
 {
 	sqlite3_stmt *st;
 
-	if (db_prepare(db, &st, "INSERT INTO schema_migrations (version, name, applied_at) "
+	if (db_prepare(db, &st,
+	               "INSERT INTO schema_migrations (version, name, applied_at) "
 	               "VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
 	               "migrate", err) < 0)
 		return TL_EDB;
@@ -370,6 +394,12 @@ static int db_migrate(db_conn *db, tl_err *err)
 	if (ret < 0)
 		goto out_rollback;
 	db->version = DB_SCHEMA_VERSION;
+	/* Move the new schema from the WAL into the file now, so that a copy
+	 * of tailor.db alone (without -wal) taken during the first run still
+	 * has its tables. Passive: never waits for readers; if it cannot
+	 * finish, the next automatic checkpoint will, so failure is ignored. */
+	if (!db->memory)
+		sqlite3_wal_checkpoint_v2(db->h, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 	return 0;
 
 out_rollback:
@@ -394,24 +424,52 @@ static int db_configure(db_conn *db, tl_err *err)
 	if (db_query_i64(db, "PRAGMA foreign_keys", &fk, "open", err) < 0)
 		return TL_EDB;
 	if (fk != 1)
-		return tl_err_set(err, TL_EDB, "db open: %s: SQLite was built without "
-		                  "foreign key support; tailor needs it", db->path);
+		return tl_err_set(err, TL_EDB,
+		                  "db open: %s: SQLite was built without "
+		                  "foreign key support; tailor needs it",
+		                  db->path);
 	return 0;
 }
 
 static int db_set_wal(db_conn *db, tl_err *err)
 {
-	char mode[16];
+	char mode[16] = "";
+	sqlite3_stmt *st;
+	int rc, waited_ms = 0;
 
-	if (db_query_text(db, "PRAGMA journal_mode = WAL", mode, sizeof mode, "open",
-	                  err) < 0)
+	/* Switching a file to WAL takes an exclusive lock, and SQLite returns
+	 * SQLITE_BUSY at once, without the busy handler, when another
+	 * connection holds a shared lock (observed: 10 processes creating one
+	 * file, ~1 in 300 trials). Wait here instead, as the busy timeout
+	 * would. Once the file is WAL the pragma is a no-op and never busy. */
+	for (;;) {
+		if (db_prepare(db, &st, "PRAGMA journal_mode = WAL", "open", err) < 0)
+			return TL_EDB;
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_BUSY || waited_ms >= DB_BUSY_TIMEOUT_MS)
+			break;
+		sqlite3_finalize(st);
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+		waited_ms += 10;
+	}
+	if (rc == SQLITE_ROW) {
+		const unsigned char *t = sqlite3_column_text(st, 0);
+		if (t != NULL)
+			tl_strlcpy(mode, (const char *)t, sizeof mode);
+	} else if (rc != SQLITE_DONE) {
+		db_fail(db, rc, "open", err);
+		sqlite3_finalize(st);
 		return TL_EDB;
+	}
+	sqlite3_finalize(st);
 	if (strcmp(mode, "wal") != 0)
 		return tl_err_set(err, TL_EDB,
 		                  "db open: %s: could not switch to WAL (journal mode is "
 		                  "'%s'); the file system may not support shared memory "
 		                  "(network file systems do not): put the database on a "
-		                  "local disk", db->path, mode);
+		                  "local disk",
+		                  db->path, mode);
 	/* In WAL, NORMAL syncs at checkpoints only: a committed evaluation
 	 * survives kill -9 of tailor; a power cut may lose the last commits
 	 * but never corrupts the file. */
@@ -425,15 +483,17 @@ int db_open(db_conn **out, const char *path, int flags, tl_err *err)
 
 	*out = NULL;
 	if (path == NULL || path[0] == '\0')
-		return tl_err_set(err, TL_EUSAGE, "db open: (no path): the database path "
+		return tl_err_set(err, TL_EUSAGE,
+		                  "db open: (no path): the database path "
 		                  "is empty (pass --db PATH)");
 	if (flags & ~DB_OPEN_READONLY)
 		return tl_err_set(err, TL_EINVAL, "db open: %s: unknown flags 0x%x", path,
 		                  (unsigned)flags);
 	if (sqlite3_libversion_number() < DB_SQLITE_MIN)
-		return tl_err_set(err, TL_EVERSION, "db open: %s: SQLite %s is too old "
-		                  "(tailor needs 3.37 or newer for STRICT tables)", path,
-		                  sqlite3_libversion());
+		return tl_err_set(err, TL_EVERSION,
+		                  "db open: %s: SQLite %s is too old "
+		                  "(tailor needs 3.37 or newer for STRICT tables)",
+		                  path, sqlite3_libversion());
 
 	db = calloc(1, sizeof *db);
 	if (db == NULL)
@@ -456,10 +516,9 @@ int db_open(db_conn **out, const char *path, int flags, tl_err *err)
 			goto out_close;
 	}
 
-	rc = sqlite3_open_v2(path, &db->h,
-	                     db->readonly ? SQLITE_OPEN_READONLY
-	                                  : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-	                     NULL);
+	rc = sqlite3_open_v2(
+	    path, &db->h,
+	    db->readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
 	if (db->h == NULL) {
 		ret = tl_err_setsub(err, TL_ENOMEM, rc, "db open: %s: out of memory", path);
 		goto out_close;
@@ -475,7 +534,8 @@ int db_open(db_conn **out, const char *path, int flags, tl_err *err)
 	if (!db->readonly && sqlite3_db_readonly(db->h, "main") == 1) {
 		ret = tl_err_setsub(err, TL_EDB, SQLITE_READONLY,
 		                    "db open: %s: the file is not writable; fix its "
-		                    "permissions or pass --db PATH", path);
+		                    "permissions or pass --db PATH",
+		                    path);
 		goto out_close;
 	}
 	ret = db_configure(db, err);
@@ -483,8 +543,16 @@ int db_open(db_conn **out, const char *path, int flags, tl_err *err)
 		goto out_close;
 
 	/* Read the version before anything may write: a newer file is left
-	 * exactly as it was (not even switched to WAL). */
+	 * exactly as it was (not even switched to WAL). One read transaction,
+	 * so that its queries see one state of a file another process may be
+	 * migrating at this moment. */
+	ret = db_exec(db, "BEGIN", "open", err);
+	if (ret < 0)
+		goto out_close;
 	ret = db_version_read(db, &version, err);
+	if (ret == 0)
+		ret = db_exec(db, "COMMIT", "open", err);
+	db_rollback(db);
 	if (ret < 0)
 		goto out_close;
 	if (version > DB_SCHEMA_VERSION) {
@@ -550,14 +618,14 @@ int db_info_get(db_conn *db, db_info *out, tl_err *err)
 		const char *sql;
 		size_t off;
 	} counts[] = {
-		{"SELECT count(*) FROM devices", offsetof(db_info, devices)},
-		{"SELECT count(*) FROM runs", offsetof(db_info, runs)},
-		{"SELECT count(*) FROM genomes", offsetof(db_info, genomes)},
-		{"SELECT count(*) FROM candidates", offsetof(db_info, candidates)},
-		{"SELECT count(*) FROM measurements", offsetof(db_info, measurements)},
-		{"SELECT count(*) FROM quality", offsetof(db_info, quality)},
-		{"SELECT count(*) FROM events", offsetof(db_info, events)},
-		{"SELECT count(*) FROM schema_migrations", offsetof(db_info, migrations)},
+	    {"SELECT count(*) FROM devices", offsetof(db_info, devices)},
+	    {"SELECT count(*) FROM runs", offsetof(db_info, runs)},
+	    {"SELECT count(*) FROM genomes", offsetof(db_info, genomes)},
+	    {"SELECT count(*) FROM candidates", offsetof(db_info, candidates)},
+	    {"SELECT count(*) FROM measurements", offsetof(db_info, measurements)},
+	    {"SELECT count(*) FROM quality", offsetof(db_info, quality)},
+	    {"SELECT count(*) FROM events", offsetof(db_info, events)},
+	    {"SELECT count(*) FROM schema_migrations", offsetof(db_info, migrations)},
 	};
 	struct stat st;
 
@@ -569,8 +637,8 @@ int db_info_get(db_conn *db, db_info *out, tl_err *err)
 	if ((size_t)snprintf(wal, sizeof wal, "%s-wal", db->path) < sizeof wal &&
 	    stat(wal, &st) == 0)
 		out->wal_bytes = (int64_t)st.st_size;
-	if (db_query_text(db, "PRAGMA journal_mode", out->journal_mode,
-	                  sizeof out->journal_mode, "info", err) < 0)
+	if (db_query_text(db, "PRAGMA journal_mode", out->journal_mode, sizeof out->journal_mode,
+	                  "info", err) < 0)
 		return TL_EDB;
 	/* A version-0 file (read-only open of an empty database) has no tables
 	 * to count. */
@@ -581,8 +649,8 @@ int db_info_get(db_conn *db, db_info *out, tl_err *err)
 		if (db_query_i64(db, counts[i].sql, dst, "info", err) < 0)
 			return TL_EDB;
 	}
-	return db_query_text(db, "SELECT max(applied_at) FROM schema_migrations",
-	                     out->migrated_at, sizeof out->migrated_at, "info", err);
+	return db_query_text(db, "SELECT max(applied_at) FROM schema_migrations", out->migrated_at,
+	                     sizeof out->migrated_at, "info", err);
 }
 
 /* ---- transactions ----------------------------------------------------- */
@@ -609,13 +677,13 @@ void db_rollback(db_conn *db)
 
 /* ---- events ----------------------------------------------------------- */
 
-int db_event_add(db_conn *db, int64_t run_id, int64_t device_id,
-                 const char *level, const char *kind, const char *message,
-                 const char *data_json, tl_err *err)
+int db_event_add(db_conn *db, int64_t run_id, int64_t device_id, const char *level,
+                 const char *kind, const char *message, const char *data_json, tl_err *err)
 {
 	sqlite3_stmt *st;
 
-	if (db_prepare(db, &st, "INSERT INTO events (run_id, device_id, level, kind, "
+	if (db_prepare(db, &st,
+	               "INSERT INTO events (run_id, device_id, level, kind, "
 	               "message, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
 	               "event add", err) < 0)
 		return TL_EDB;
@@ -641,25 +709,28 @@ int db_debug_set_schema_version(db_conn *db, int version, tl_err *err)
 	int ret;
 
 	if (version < 0)
-		return tl_err_set(err, TL_EINVAL, "db debug: %s: schema version %d is "
-		                  "negative", db->path, version);
+		return tl_err_set(err, TL_EINVAL,
+		                  "db debug: %s: schema version %d is "
+		                  "negative",
+		                  db->path, version);
 	if (db_begin(db, err) < 0)
 		return TL_EDB;
-	ret = db_prepare(db, &st, "DELETE FROM schema_migrations WHERE version > ?1",
-	                 "debug", err);
+	ret = db_prepare(db, &st, "DELETE FROM schema_migrations WHERE version > ?1", "debug", err);
 	if (ret < 0)
 		goto out_rollback;
 	sqlite3_bind_int(st, 1, version);
 	ret = db_step_done(db, &st, "debug", err);
 	if (ret < 0)
 		goto out_rollback;
-	ret = db_query_i64(db, "SELECT coalesce(max(version), 0) FROM schema_migrations",
-	                   &cur, "debug", err);
+	ret = db_query_i64(db, "SELECT coalesce(max(version), 0) FROM schema_migrations", &cur,
+	                   "debug", err);
 	if (ret < 0)
 		goto out_rollback;
 	if (cur < version) {
-		ret = db_migration_record(db, version, "debug: set by "
-		                          "db_debug_set_schema_version", err);
+		ret = db_migration_record(db, version,
+		                          "debug: set by "
+		                          "db_debug_set_schema_version",
+		                          err);
 		if (ret < 0)
 			goto out_rollback;
 	}

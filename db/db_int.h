@@ -58,8 +58,7 @@ extern const size_t db_migrations_count;
 int db_fail(db_conn *db, int rc, const char *op, tl_err *err);
 
 /* Prepare one static statement; on failure records it via db_fail. */
-int db_prepare(db_conn *db, sqlite3_stmt **st, const char *sql, const char *op,
-               tl_err *err);
+int db_prepare(db_conn *db, sqlite3_stmt **st, const char *sql, const char *op, tl_err *err);
 
 /* Run static SQL without parameters or results (BEGIN, COMMIT, a
  * migration). Values never go through here: they are bound. */
@@ -71,7 +70,6 @@ int db_step_done(db_conn *db, sqlite3_stmt **st, const char *op, tl_err *err);
 
 /* Run a statement returning one integer (count, max...) into *out and
  * finalize it. A NULL result reads as 0. */
-int db_query_i64(db_conn *db, const char *sql, int64_t *out, const char *op,
-                 tl_err *err);
+int db_query_i64(db_conn *db, const char *sql, int64_t *out, const char *op, tl_err *err);
 
 #endif /* DB_INT_H */

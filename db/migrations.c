@@ -22,6 +22,8 @@
  */
 #include "db_int.h"
 
+/* The SQL below is laid out as SQL, not as C. */
+/* clang-format off */
 #define NOW "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
 
 static const char migration_1_sql[] =
@@ -196,7 +198,8 @@ static const char migration_1_sql[] =
 	"  weight_bytes INTEGER CHECK (weight_bytes >= 0),\n"
 	"  cache_bytes INTEGER CHECK (cache_bytes >= 0), -- KV + state at P + N + D\n"
 	"  cv REAL CHECK (cv >= 0), -- coefficient of variation of decode_ms_p50 over repeats\n"
-	"  remeasured INTEGER NOT NULL DEFAULT 0 CHECK (remeasured >= 0), -- extra rounds (cv too high)\n"
+	"  remeasured INTEGER NOT NULL DEFAULT 0 -- extra rounds taken because cv was too high\n"
+	"    CHECK (remeasured >= 0),\n"
 	"  status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),\n"
 	"  error TEXT, -- one line, when status = 'failed'\n"
 	"  created_at TEXT NOT NULL DEFAULT (" NOW ")\n"
@@ -285,6 +288,7 @@ static const char migration_1_sql[] =
 	"WHERE c.rank = 0 AND c.feasible = 1;\n"
 
 	"PRAGMA user_version = 1;\n";
+/* clang-format on */
 
 const db_migration db_migrations[] = {
 	{1, "initial schema", migration_1_sql},

@@ -76,5 +76,42 @@ expect 1 1 "junk.db" -- --db "$tmp/junk.db" db info
 cmp -s "$tmp/junk.db" <(printf 'this is not a database, just some text that is long enough...%.0s' {1..40}) ||
 	fail "a non-database file was modified"
 
+# genome: presets, text, JSON, spaces
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+SPACE="$SRC/examples/spaces/tiny.json"
+expect 0 0 "354483968" -- genome show lfm2-350m
+expect 0 0 "\"params\":1235814400" -- genome show llama-3.2-1b --json
+expect 0 0 "KV cache per token    6144 bytes" -- genome show "$SRC/examples/genomes/lfm2-1.2b.json" --elem-bytes 1
+expect 0 0 ": ok " -- genome validate "$SRC"/examples/genomes/*.json
+"$TAILOR" genome random --space "$SPACE" --seed 7 -n 3 >"$tmp/r1" 2>&1 || fail "genome random failed"
+"$TAILOR" genome random --space "$SPACE" --seed 7 -n 3 >"$tmp/r2" 2>&1
+cmp -s "$tmp/r1" "$tmp/r2" || fail "genome random is not deterministic for a seed"
+[ "$(wc -l <"$tmp/r1")" = 3 ] || fail "genome random -n 3 printed $(wc -l <"$tmp/r1") lines"
+g1=$(sed -n 1p "$tmp/r1"); g2=$(sed -n 2p "$tmp/r1")
+expect 0 0 ": ok " -- genome validate "$g1" --space "$SPACE"
+expect 0 0 "^tailor-genome/1" -- genome mutate "$g1" --space "$SPACE" --level operator
+expect 0 0 "^tailor-genome/1" -- genome cross "$g1" "$g2" --space "$SPACE" --seed 3
+"$TAILOR" genome cross "$g1" "$g2" --space "$SPACE" >"$tmp/kids" && [ "$(wc -l <"$tmp/kids")" = 2 ] ||
+	fail "genome cross did not print two children"
+"$TAILOR" genome random --space "$SPACE" --json >"$tmp/g.json"
+expect 0 0 "hash" -- genome show "$tmp/g.json"
+printf '%s\n' "$g1" | "$TAILOR" genome validate - >/dev/null 2>&1 || fail "genome validate - (stdin) failed"
+# genome errors
+expect 2 1 "missing subcommand" -- genome
+expect 2 1 "unknown subcommand 'grow'" -- genome grow
+expect 2 1 "--space FILE is required" -- genome random
+expect 2 1 "missing GENOME" -- genome show
+expect 2 1 "unexpected argument" -- genome show lfm2-350m extra
+expect 2 1 "--level: 'sideways'" -- genome mutate lfm2-350m --space "$SPACE" --level sideways
+expect 2 1 "--seed: 'abc': not an unsigned integer" -- genome random --space "$SPACE" --seed abc
+expect 2 1 "--count: '0': out of range" -- genome random --space "$SPACE" -n 0
+expect 2 1 "no such file or preset" -- genome show no-such-preset
+expect 1 1 "argument: class 0: kv_heads 3 does not divide heads 16" -- genome show \
+	"tailor-genome/1 d=64 vocab=32 ffn_multiple=8 rope_theta=10000 tied=1 | 0.0.0.0.0 | c0 op=0.4.0.1.1 h=16 kv=3 hd=4 qkn=1 rope=1 C=0.2.1.1 B=0.2.1.5 V=0.2.1.5"
+printf '{"d_model":256,"vocab":256,"depth":4,"classes":[{"op":"glu.diagonal.none.silu.diagonal","ffn":256},{"op":"qkv.dense.none.softmax.heads","heads":16,"kv_heads":3,"head_dim":64}]}' >"$tmp/space.json"
+expect 1 1 "space.json: classes\[1\].kv_heads: 3 does not divide heads 16" -- genome random --space "$tmp/space.json"
+expect 1 1 "not in space" -- genome mutate lfm2-350m --space "$SPACE"
+expect 1 1 "invalid" -- genome validate lfm2-350m --space "$SPACE"
+
 echo "$checks checks, $fails failed" >&2
 [ "$fails" = 0 ]

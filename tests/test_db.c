@@ -26,10 +26,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define SQLITE_CONSTRAINT_CHECK 275      /* from sqlite3.h */
+#define SQLITE_CONSTRAINT_CHECK      275 /* from sqlite3.h */
 #define SQLITE_CONSTRAINT_FOREIGNKEY 787 /* from sqlite3.h */
-#define SQLITE_NOTADB 26                 /* from sqlite3.h */
-#define SQLITE_READONLY 8                /* from sqlite3.h */
+#define SQLITE_NOTADB                26  /* from sqlite3.h */
+#define SQLITE_READONLY              8   /* from sqlite3.h */
 
 static char tmp[64];
 
@@ -223,13 +223,11 @@ static void test_events_and_constraints(void)
 	if (db == NULL)
 		return;
 
-	CHECK_EQ_INT(db_event_add(db, 0, 0, "info", "test.start", "hello",
-	                          "{\"n\": 1}", &err), 0);
+	CHECK_EQ_INT(db_event_add(db, 0, 0, "info", "test.start", "hello", "{\"n\": 1}", &err), 0);
 	CHECK_EQ_INT(db_info_get(db, &info, &err), 0);
 	CHECK_EQ_INT(info.events, 1);
 	/* device 1 is 'local', which always exists */
-	CHECK_EQ_INT(db_event_add(db, 0, 1, "warn", "device.slow", "local is slow",
-	                          NULL, &err), 0);
+	CHECK_EQ_INT(db_event_add(db, 0, 1, "warn", "device.slow", "local is slow", NULL, &err), 0);
 	CHECK_MSG(err.code == 0, "%s", err.msg);
 
 	/* A CHECK constraint: the level is one of three words. */
@@ -411,9 +409,9 @@ static void test_bad_paths(void)
 
 	/* Not a SQLite file: refused, left alone. */
 	static const char junk[] =
-		"This is a text file, not a database. It is longer than the 100 "
-		"bytes of a SQLite header so that SQLite reads a whole header of "
-		"junk and says so, rather than treating a short file as empty.\n";
+	    "This is a text file, not a database. It is longer than the 100 "
+	    "bytes of a SQLite header so that SQLite reads a whole header of "
+	    "junk and says so, rather than treating a short file as empty.\n";
 	path_in(path, sizeof path, "junk.db");
 	CHECK_EQ_INT(write_file(path, junk, sizeof junk - 1), 0);
 	file_hash(path, before);
@@ -468,8 +466,7 @@ static void test_readonly_dir(void)
 		return;
 	if (pid == 0) {
 		if (geteuid() == 0) {
-			if (setgroups(0, NULL) != 0 || setgid(65534) != 0 ||
-			    setuid(65534) != 0)
+			if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
 				_exit(3);
 		}
 		tl_err err = TL_ERR_INIT;
@@ -478,8 +475,7 @@ static void test_readonly_dir(void)
 			db_close(db);
 			_exit(1);
 		}
-		if (strstr(err.msg, "not writable") == NULL ||
-		    strstr(err.msg, dir) == NULL) {
+		if (strstr(err.msg, "not writable") == NULL || strstr(err.msg, dir) == NULL) {
 			fprintf(stderr, "     child got: %s\n", err.msg);
 			_exit(2);
 		}
