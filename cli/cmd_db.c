@@ -87,19 +87,24 @@ int cmd_db(int argc, char **argv, cli_ctx *ctx)
 			else
 				putchar(*p);
 		}
-		printf("\",\"schema_version\":%d,\"journal_mode\":\"%s\",\"file_bytes\":%lld,"
+		printf("\",\"schema_version\":%d,\"migrations\":%lld,\"migrated_at\":\"%s\","
+		       "\"journal_mode\":\"%s\",\"file_bytes\":%lld,\"wal_bytes\":%lld,"
 		       "\"rows\":{\"devices\":%lld,\"runs\":%lld,\"genomes\":%lld,"
 		       "\"candidates\":%lld,\"measurements\":%lld,\"quality\":%lld,"
 		       "\"events\":%lld}}\n",
-		       info.schema_version, info.journal_mode, (long long)info.file_bytes,
+		       info.schema_version, (long long)info.migrations, info.migrated_at,
+		       info.journal_mode, (long long)info.file_bytes, (long long)info.wal_bytes,
 		       (long long)info.devices, (long long)info.runs, (long long)info.genomes,
 		       (long long)info.candidates, (long long)info.measurements,
 		       (long long)info.quality, (long long)info.events);
 	} else {
 		printf("database      %s\n", db_path(db));
-		printf("schema        version %d\n", info.schema_version);
+		printf("schema        version %d (%lld migrations, last applied %s)\n",
+		       info.schema_version, (long long)info.migrations,
+		       info.migrated_at[0] ? info.migrated_at : "never");
 		printf("journal       %s\n", info.journal_mode);
-		printf("size          %lld bytes\n", (long long)info.file_bytes);
+		printf("size          %lld bytes (+ %lld bytes of recent commits in the -wal file)\n",
+		       (long long)info.file_bytes, (long long)info.wal_bytes);
 		printf("devices       %lld\n", (long long)info.devices);
 		printf("runs          %lld\n", (long long)info.runs);
 		printf("genomes       %lld\n", (long long)info.genomes);

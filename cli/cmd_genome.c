@@ -23,7 +23,7 @@
 static void genome_help(FILE *f)
 {
 	fprintf(f,
-	        "usage: tailor genome show GENOME [--json] [--ctx N] [--elem-bytes B] [--space FILE]\n"
+	        "usage: tailor genome show GENOME [--json|--text] [--ctx N] [--elem-bytes B] [--space FILE]\n"
 	        "       tailor genome validate GENOME... [--space FILE]\n"
 	        "       tailor genome random --space FILE [--seed N] [-n COUNT] [--json]\n"
 	        "       tailor genome mutate GENOME --space FILE [--seed N] [--level L] [-n COUNT] [--json]\n"
@@ -43,16 +43,23 @@ static void genome_help(FILE *f)
 	        "  -n, --count N     how many genomes to print (random, mutate; default 1)\n"
 	        "  --level L         mutation level: backbone, operator, featurizer or any (default)\n"
 	        "  --json            JSON instead of the text form / table\n"
+	        "  --text            show: the canonical text form only (one line)\n"
 	        "  --ctx N           context length for cache bytes and FLOPs (show; default 4096)\n"
 	        "  --elem-bytes B    bytes per cached element: 1 (q8), 2 (f16), 4 (f32); default 2\n"
 	        "  -h, --help        this help\n"
 	        "\n"
 	        "Presets are looked up in $TAILOR_GENOMES, then in examples/genomes next to\n"
-	        "the build.\n");
+	        "the build.\n"
+	        "\n"
+	        "With --space, a genome written without the space (a preset, say) is adopted:\n"
+	        "its classes are renumbered to the space's classes that allow them and the\n"
+	        "space's other classes are drawn at random (no layer uses them, so the\n"
+	        "architecture and its hash do not change).\n");
 }
 
 typedef struct opts {
 	const char *space;
+	bool text;
 	uint64_t seed;
 	long long count;
 	int level;
@@ -188,8 +195,8 @@ static int show(const genome *g, const opts *o)
 		printf("{\"hash\":\"%s\",\"genome\":%s,\"stats\":{\"params\":%lld,"
 		       "\"params_embedding\":%lld,\"params_nonembed\":%lld,\"elem_bytes\":%lld,"
 		       "\"ctx\":%lld,\"kv_bytes_per_token\":%lld,\"state_bytes\":%lld,"
-		       "\"cache_bytes\":%lld,\"flops_prefill_per_token\":%.6g,"
-		       "\"flops_decode_per_token\":%.6g},\"layers\":[",
+		       "\"cache_bytes\":%lld,\"flops_prefill_per_token\":%.17g,"
+		       "\"flops_decode_per_token\":%.17g},\"layers\":[",
 		       hash, gj ? gj : "null", (long long)st.params, (long long)st.params_embedding,
 		       (long long)st.params_nonembed, o->elem, o->ctx, (long long)st.kv_bytes_per_token,
 		       (long long)st.state_bytes, (long long)st.cache_bytes, st.flops_prefill_per_token,
@@ -259,6 +266,22 @@ static int show(const genome *g, const opts *o)
 	return CLI_OK;
 }
 
+/* Membership of the space, adopting a genome written without it. */
+static int in_space(genome *g, const genome_space *s, tl_rng *rng, tl_err *err)
+{
+	tl_err e1 = TL_ERR_INIT, e2 = TL_ERR_INIT;
+	if (genome_space_check(s, g, &e1) == 0)
+		return 0;
+	genome a = *g;
+	if (genome_space_adopt(&a, s, rng, &e2) == 0) {
+		*g = a;
+		return 0;
+	}
+	/* the more telling reason: adoption's when the classes do not match up */
+	const tl_err *why = g->n_classes != genome_space_n_classes(s) ? &e2 : &e1;
+	return tl_err_setsub(err, TL_EINVAL, why->sub, "%s", why->msg);
+}
+
 static int parse_level(const char *s)
 {
 	if (!strcmp(s, "backbone") || !strcmp(s, "0"))
@@ -277,6 +300,7 @@ int cmd_genome(int argc, char **argv, cli_ctx *ctx)
 	static const struct option longopts[] = {
 		{"help", no_argument, NULL, 'h'},
 		{"json", no_argument, NULL, 'j'},
+		{"text", no_argument, NULL, 't'},
 		{"space", required_argument, NULL, 's'},
 		{"seed", required_argument, NULL, 'S'},
 		{"count", required_argument, NULL, 'n'},
@@ -295,6 +319,7 @@ int cmd_genome(int argc, char **argv, cli_ctx *ctx)
 		switch (c) {
 		case 'h': genome_help(stdout); return CLI_OK;
 		case 'j': o.json = true; break;
+		case 't': o.text = true; break;
 		case 's': o.space = optarg; break;
 		case 'S':
 			if (tl_parse_u64(&o.seed, optarg, "--seed", &err) < 0)
@@ -341,6 +366,8 @@ int cmd_genome(int argc, char **argv, cli_ctx *ctx)
 		return cli_usage("genome", "%s: unexpected argument '%s'", sub, args[want]);
 	if (want == -1 && nargs < 1)
 		return cli_usage("genome", "validate: missing GENOME argument");
+	if (o.text && (o.json || strcmp(sub, "show") != 0))
+		return cli_usage("genome", "--text applies to 'show', without --json");
 	bool needs_space = !strcmp(sub, "random") || !strcmp(sub, "mutate") || !strcmp(sub, "cross");
 	if (needs_space && o.space == NULL)
 		return cli_usage("genome", "%s: --space FILE is required", sub);
@@ -356,9 +383,11 @@ int cmd_genome(int argc, char **argv, cli_ctx *ctx)
 		genome g;
 		if (load_genome_arg(&g, args[0], &err) < 0) {
 			rc = cli_fail(&err);
-		} else if (space && genome_space_check(space, &g, &err) < 0) {
+		} else if (space && in_space(&g, space, &rng, &err) < 0) {
 			tl_err_prefix(&err, "genome: %s: not in space %s", args[0], o.space);
 			rc = cli_fail(&err);
+		} else if (o.text) {
+			print_genome(&g, false);
 		} else {
 			rc = show(&g, &o);
 		}
@@ -368,7 +397,7 @@ int cmd_genome(int argc, char **argv, cli_ctx *ctx)
 			char hash[65];
 			tl_err e = TL_ERR_INIT;
 			if (load_genome_arg(&g, args[i], &e) < 0 ||
-			    (space && genome_space_check(space, &g, &e) < 0) ||
+			    (space && in_space(&g, space, &rng, &e) < 0) ||
 			    genome_hash(&g, hash, &e) < 0) {
 				fprintf(stderr, "tailor: %s: invalid: %s\n", args[i], e.msg);
 				rc = CLI_FAIL;
@@ -388,9 +417,8 @@ int cmd_genome(int argc, char **argv, cli_ctx *ctx)
 		genome g;
 		if (load_genome_arg(&g, args[0], &err) < 0) {
 			rc = cli_fail(&err);
-		} else if (genome_space_check(space, &g, &err) < 0) {
-			tl_err_prefix(&err, "genome mutate: %s: not in space %s (tailor genome validate "
-			              "--space tells why)", args[0], o.space);
+		} else if (in_space(&g, space, &rng, &err) < 0) {
+			tl_err_prefix(&err, "genome mutate: %s: not in space %s", args[0], o.space);
 			rc = cli_fail(&err);
 		} else {
 			for (long long i = 0; i < o.count && rc == CLI_OK; i++) {
@@ -404,6 +432,9 @@ int cmd_genome(int argc, char **argv, cli_ctx *ctx)
 	} else { /* cross */
 		genome p1, p2, a, b;
 		if (load_genome_arg(&p1, args[0], &err) < 0 || load_genome_arg(&p2, args[1], &err) < 0) {
+			rc = cli_fail(&err);
+		} else if (in_space(&p1, space, &rng, &err) < 0 || in_space(&p2, space, &rng, &err) < 0) {
+			tl_err_prefix(&err, "genome cross: a parent is not in space %s", o.space);
 			rc = cli_fail(&err);
 		} else if (genome_cross(&a, &b, &p1, &p2, space, &rng, &err) < 0) {
 			rc = cli_fail(&err);

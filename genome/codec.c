@@ -266,7 +266,13 @@ static int parse_text(genome *out, const char *s, const char *src, tl_err *err)
 	bool seen_header_key[8] = {0};
 	bool class_seen_op = false;
 	unsigned seen_class_keys = 0;
+	unsigned groups_given[GENOME_MAX_CLASSES] = {0};
 	const char *p = s;
+
+	/* The same defaults as the JSON form (docs/genome.md). */
+	out->ffn_multiple = 1;
+	out->rope_theta = 1000000;
+	out->tied = 1;
 
 	while (*p) {
 		while (isspace((unsigned char)*p))
@@ -424,6 +430,7 @@ static int parse_text(genome *out, const char *s, const char *src, tl_err *err)
 					                  "%s: class %d: %s='%s' is not conv.chmix.expand.repeat",
 					                  src, ci, tok, val);
 				set_fgene(&c->fg[k - 8], v);
+				groups_given[ci] |= 1u << (k - 8);
 			} else {
 				unsigned v;
 				if (parse_dotted(val, &v, 1, 65535) != 0)
@@ -457,7 +464,12 @@ static int parse_text(genome *out, const char *s, const char *src, tl_err *err)
 		genome_class *c = &out->classes[i];
 		for (int k = 0; k < GENOME_NGROUPS; k++) {
 			bool has = genome_feat_has_group(c->feat, k);
-			bool given = c->fg[k].expand != 0;
+			bool given = groups_given[i] >> k & 1;
+			if (given && !has)
+				return tl_err_set(err, TL_EPARSE,
+				                  "%s: class %d: %s= given, but a %s featurizer has no %s group",
+				                  src, i, genome_group_names[k], genome_feat_name(c->feat),
+				                  genome_group_names[k]);
 			if (has && !given)
 				return tl_err_set(err, TL_EPARSE,
 				                  "%s: class %d: missing %s=conv.chmix.expand.repeat (a %s "
@@ -604,7 +616,7 @@ static int parse_json(genome *out, const char *s, const char *src, tl_err *err)
 	if (json_uint(root, "d_model", "", src, 0, 0xffffffffu, true, 0, &dm, err) < 0 ||
 	    json_uint(root, "vocab", "", src, 0, 0xffffffffu, true, 0, &voc, err) < 0 ||
 	    json_uint(root, "ffn_multiple", "", src, 0, 0xffffffffu, false, 1, &fm, err) < 0 ||
-	    json_uint(root, "rope_theta", "", src, 0, 0xffffffffu, false, 10000, &rt, err) < 0 ||
+	    json_uint(root, "rope_theta", "", src, 0, 0xffffffffu, false, 1000000, &rt, err) < 0 ||
 	    json_uint(root, "tied", "", src, 0, 1, false, 1, &tied, err) < 0)
 		goto out_free;
 	out->d_model = dm;

@@ -175,8 +175,9 @@ int genome_check(const genome *g, tl_err *err);
 
 /* Put a structurally valid genome in canonical form: sharing groups numbered
  * 1, 2, ... in order of first use, singleton groups and groups with a NONE
- * strategy dropped, every member of a group given its first member's
- * strategy, genes a structure does not use zeroed. Idempotent. */
+ * strategy dropped, sizes and feature groups a class does not use zeroed.
+ * (Members of one group that disagree on class or strategy are an error
+ * genome_check reports, not something this guesses at.) Idempotent. */
 void genome_canonicalize(genome *g);
 
 /* ---- text and JSON forms -------------------------------------------------- */
@@ -242,7 +243,8 @@ char *genome_arch_describe(const genome_arch *a);
 
 typedef struct genome_stats {
 	int64_t params;            /* weights, shared ones once, embedding included */
-	int64_t params_embedding;  /* vocab * d (once when tied)                    */
+	int64_t params_embedding;  /* vocab-sized matrices: the embedding, and the
+	                            * LM head too when it is not tied             */
 	int64_t params_nonembed;   /* params - params_embedding                     */
 	int64_t kv_bytes_per_token; /* cache growing with context (unbounded layers) */
 	int64_t state_bytes;       /* fixed state: recurrences, conv buffers          */
@@ -269,13 +271,20 @@ typedef struct genome_space genome_space;
 int genome_space_load(genome_space **out, const char *path, tl_err *err);
 int genome_space_parse(genome_space **out, const char *json, const char *source, tl_err *err);
 void genome_space_free(genome_space *s);
-/* SHA-256 of the space's canonical JSON. */
+/* SHA-256 of what the space allows (a fixed description of its parsed
+ * values), so reformatting or reordering the JSON does not change it. */
 const char *genome_space_hash(const genome_space *s);
 int genome_space_n_classes(const genome_space *s);
 
 /* Is g a member of the space? (class i fits the space's class i, depth,
  * width, vocab, layout and budget in range.) TL_EINVAL with a reason. */
 int genome_space_check(const genome_space *s, const genome *g, tl_err *err);
+/* Make a genome written without the space (a preset, a hand-written file)
+ * a member, without changing its architecture: its classes are renumbered
+ * to the space classes that allow their operator genomes, and the space's
+ * other classes are drawn at random (no layer uses them). TL_EINVAL, with
+ * the reason, when a class has no counterpart or a size is not allowed. */
+int genome_space_adopt(genome *g, const genome_space *s, tl_rng *rng, tl_err *err);
 /* Draw a uniformly random member. */
 int genome_sample(genome *out, const genome_space *s, tl_rng *rng, tl_err *err);
 /* Mutate one gene at the chosen level and repair. level: 0 backbone,

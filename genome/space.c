@@ -40,6 +40,7 @@ typedef struct space_class {
 	int n_ops;
 	uint8_t ops[MAX_OPS][5]; /* the catalog-valid operator genomes allowed */
 	dom heads, kv, hd, len, ffn, qkn, rope;
+	bool kv_is_heads;        /* kv_heads not given: multi-head (kv = heads) */
 	dom fconv[GENOME_NGROUPS], fchmix[GENOME_NGROUPS], fexpand[GENOME_NGROUPS];
 } space_class;
 
@@ -50,6 +51,7 @@ struct genome_space {
 	dom d_model, vocab;
 	uint32_t ffn_multiple, rope_theta;
 	uint8_t tied;
+	dom depth;            /* allowed layer counts (even ones when interleaved) */
 	int depth_min, depth_max;
 	int layout;
 	int64_t budget;       /* 0: none */
@@ -396,7 +398,8 @@ static int load_class(genome_space *s, int ci, const cJSON *co, const char *src,
 		return TL_EINVAL;
 	const cJSON *kv = cJSON_GetObjectItemCaseSensitive(co, "kv_heads");
 	if (kv == NULL || !attn) {
-		sc->kv = sc->heads; /* MHA unless told */
+		sc->kv = sc->heads; /* MHA unless told: kv follows heads */
+		sc->kv_is_heads = true;
 		if (kv && !attn)
 			return tl_err_set(err, TL_EINVAL, "%s: %skv_heads: only attention-like (qkv) classes "
 			                  "have KV heads", src, prefix);
@@ -471,10 +474,76 @@ static int load_class(genome_space *s, int ci, const cJSON *co, const char *src,
 				return tl_err_set(err, TL_EINVAL, "%s: %sconv: 1 is not a conv (0 for none, or 2..64)",
 				                  src, p2);
 	}
+	/* Groups whose widths must agree have one expansion gene, given on C:
+	 * B and V of a gated conv, B of a recurrence follow it. */
+	for (int k = GG_B; k <= GG_V; k++) {
+		bool tied = feat == GF_BCH || (feat == GF_CBVA && k == GG_B);
+		if (!tied)
+			continue;
+		const cJSON *g = fe ? cJSON_GetObjectItemCaseSensitive(fe, genome_group_names[k]) : NULL;
+		if (g && cJSON_GetObjectItemCaseSensitive(g, "expand") &&
+		    (sc->fexpand[k].n != sc->fexpand[GG_C].n ||
+		     memcmp(sc->fexpand[k].v, sc->fexpand[GG_C].v,
+		            sizeof sc->fexpand[k].v[0] * (size_t)sc->fexpand[k].n) != 0))
+			return tl_err_set(err, TL_EINVAL,
+			                  "%s: %sfeatures.%s.expand: a %s has one expansion for its groups; "
+			                  "give it on C only", src, prefix, genome_group_names[k],
+			                  feat == GF_BCH ? "gated conv" : "recurrence (C and B)");
+		sc->fexpand[k] = sc->fexpand[GG_C];
+	}
 	return 0;
 }
 
 static int sample_class(genome_class *c, const genome *g, const space_class *sc, tl_rng *rng);
+
+static void sb_dom(genome_sb *sb, const char *key, const dom *d)
+{
+	genome_sb_printf(sb, " %s=", key);
+	for (int i = 0; i < d->n; i++)
+		genome_sb_printf(sb, "%s%lld", i ? "," : "", (long long)d->v[i]);
+}
+
+/* What the space allows, in a fixed order and format: the hash of a space
+ * is the hash of this, so formatting, key order and comments in the JSON
+ * file do not change it, while any allowed value does. */
+static char *space_describe(const genome_space *s)
+{
+	genome_sb sb = {0};
+	genome_sb_printf(&sb, "space/1 layout=%d ffn_multiple=%u rope_theta=%u tied=%u budget=%lld "
+	                 "tolerance=%.17g share_w=%d share_x=%d share_prob=%.17g",
+	                 s->layout, s->ffn_multiple, s->rope_theta, s->tied, (long long)s->budget,
+	                 s->budget ? s->tolerance : 0.0, s->share_w, s->share_x,
+	                 s->share_w || s->share_x ? s->share_prob : 0.0);
+	sb_dom(&sb, "d_model", &s->d_model);
+	sb_dom(&sb, "vocab", &s->vocab);
+	sb_dom(&sb, "depth", &s->depth);
+	for (int ci = 0; ci < s->n_classes; ci++) {
+		const space_class *c = &s->classes[ci];
+		genome_sb_printf(&sb, "\nclass %d role=%d kv_is_heads=%d ops=", ci, c->role,
+		                 c->kv_is_heads);
+		for (int i = 0; i < c->n_ops; i++)
+			genome_sb_printf(&sb, "%s%u.%u.%u.%u.%u", i ? "," : "", c->ops[i][0], c->ops[i][1],
+			                 c->ops[i][2], c->ops[i][3], c->ops[i][4]);
+		sb_dom(&sb, "heads", &c->heads);
+		sb_dom(&sb, "kv", &c->kv);
+		sb_dom(&sb, "hd", &c->hd);
+		sb_dom(&sb, "len", &c->len);
+		sb_dom(&sb, "ffn", &c->ffn);
+		sb_dom(&sb, "qkn", &c->qkn);
+		sb_dom(&sb, "rope", &c->rope);
+		for (int k = 0; k < GENOME_NGROUPS; k++) {
+			char key[16];
+			snprintf(key, sizeof key, "%s.conv", genome_group_names[k]);
+			sb_dom(&sb, key, &c->fconv[k]);
+			snprintf(key, sizeof key, "%s.chmix", genome_group_names[k]);
+			sb_dom(&sb, key, &c->fchmix[k]);
+			snprintf(key, sizeof key, "%s.expand", genome_group_names[k]);
+			sb_dom(&sb, key, &c->fexpand[k]);
+		}
+	}
+	genome_sb_printf(&sb, "\n");
+	return genome_sb_take(&sb);
+}
 
 int genome_space_parse(genome_space **out, const char *json, const char *source, tl_err *err)
 {
@@ -546,14 +615,18 @@ int genome_space_parse(genome_space **out, const char *json, const char *source,
 	dom depth;
 	if (member_dom(&depth, root, "depth", source, "", 1, GENOME_MAX_LAYERS, 0, true, err) < 0)
 		goto fail;
-	s->depth_min = (int)depth.v[0];
-	s->depth_max = (int)depth.v[depth.n - 1];
-	if (s->layout == LAYOUT_INTERLEAVED && s->depth_max < 2) {
+	s->depth.n = 0;
+	for (int i = 0; i < depth.n; i++)
+		if (s->layout == LAYOUT_FREE || depth.v[i] % 2 == 0)
+			s->depth.v[s->depth.n++] = depth.v[i];
+	if (s->depth.n == 0) {
 		tl_err_set(err, TL_EINVAL,
-		           "%s: depth: an interleaved layout needs at least 2 layers (a mixer and a "
-		           "channel mixer)", source);
+		           "%s: depth: an interleaved layout needs an even number of layers (a mixer "
+		           "and a channel mixer per block); no allowed value is even", source);
 		goto fail;
 	}
+	s->depth_min = (int)s->depth.v[0];
+	s->depth_max = (int)s->depth.v[s->depth.n - 1];
 
 	const cJSON *bud = cJSON_GetObjectItemCaseSensitive(root, "param_budget");
 	if (bud) {
@@ -655,13 +728,13 @@ int genome_space_parse(genome_space **out, const char *json, const char *source,
 			goto fail;
 		}
 	}
-	char *canon = cJSON_PrintUnformatted(root);
+	char *canon = space_describe(s);
 	if (canon == NULL) {
 		rc = tl_err_set(err, TL_ENOMEM, "%s: out of memory", source);
 		goto fail;
 	}
 	tl_sha256_hex(canon, strlen(canon), s->hash);
-	cJSON_free(canon);
+	free(canon);
 	cJSON_Delete(root);
 	*out = s;
 	return 0;
@@ -737,6 +810,10 @@ static int check_class_in(const space_class *sc, const genome_class *c, int ci, 
 		{GZ_FFN, &sc->ffn, c->ffn, "ffn"},         {GZ_QKN, &sc->qkn, c->qk_norm, "qk_norm"},
 		{GZ_ROPE, &sc->rope, c->rope, "rope"},
 	};
+	if (sc->kv_is_heads && c->kv_heads != c->heads)
+		return tl_err_set(err, TL_EINVAL,
+		                  "class %d: kv_heads %u, the space's class has kv_heads = heads %u", ci,
+		                  c->kv_heads, c->heads);
 	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
 		if (genome_class_uses(c, sizes[i].gene) && !dom_has(sizes[i].d, sizes[i].v))
 			return tl_err_set(err, TL_EINVAL, "class %d: %s %u not allowed by the space", ci,
@@ -792,12 +869,11 @@ int genome_space_check(const genome_space *s, const genome *g, tl_err *err)
 	for (int ci = 0; ci < g->n_classes; ci++)
 		if (check_class_in(&s->classes[ci], &g->classes[ci], ci, err) < 0)
 			return TL_EINVAL;
-	if (g->n_layers < s->depth_min || g->n_layers > s->depth_max)
-		return tl_err_set(err, TL_EINVAL, "%u layers, the space allows %d..%d", g->n_layers,
-		                  s->depth_min, s->depth_max);
-	if (s->layout == LAYOUT_INTERLEAVED && g->n_layers % 2)
-		return tl_err_set(err, TL_EINVAL, "%u layers: an interleaved layout has an even count",
-		                  g->n_layers);
+	if (!dom_has(&s->depth, g->n_layers)) {
+		char ds[160];
+		dom_str(&s->depth, ds, sizeof ds);
+		return tl_err_set(err, TL_EINVAL, "%u layers, the space allows %s", g->n_layers, ds);
+	}
 	for (int i = 0; i < g->n_layers; i++) {
 		const genome_layer *l = &g->layers[i];
 		if (!role_fits(s->classes[l->cls].role, role_at(s, i)))
@@ -812,6 +888,53 @@ int genome_space_check(const genome_space *s, const genome *g, tl_err *err)
 	}
 	int64_t params;
 	return budget_check(s, g, &params, err);
+}
+
+/* ---- adopting a genome written elsewhere ---------------------------------- */
+
+int genome_space_adopt(genome *g, const genome_space *s, tl_rng *rng, tl_err *err)
+{
+	if (g->n_classes > s->n_classes)
+		return tl_err_set(err, TL_EINVAL, "%u classes, the space has only %d", g->n_classes,
+		                  s->n_classes);
+	genome out = *g;
+	int map[GENOME_MAX_CLASSES];
+	bool taken[GENOME_MAX_CLASSES] = {0};
+	/* Each class goes to the first free space class that allows its exact
+	 * operator genome; classes of the space left over are drawn at random
+	 * (no layer uses them, so the architecture and its hash stay). */
+	for (int ci = 0; ci < g->n_classes; ci++) {
+		map[ci] = -1;
+		for (int sj = 0; sj < s->n_classes && map[ci] < 0; sj++)
+			if (!taken[sj] && op_allowed_in(&s->classes[sj], &g->classes[ci]))
+				map[ci] = sj;
+		if (map[ci] < 0)
+			return tl_err_set(err, TL_EINVAL,
+			                  "class %d (%s %u.%u.%u.%u.%u) has no counterpart in the space", ci,
+			                  genome_class_label(&g->classes[ci]), g->classes[ci].feat,
+			                  g->classes[ci].structure, g->classes[ci].mask,
+			                  g->classes[ci].nonlin, g->classes[ci].chmix);
+		taken[map[ci]] = true;
+		out.classes[map[ci]] = g->classes[ci];
+	}
+	out.n_classes = (uint8_t)s->n_classes;
+	for (int sj = 0; sj < s->n_classes; sj++) {
+		if (taken[sj])
+			continue;
+		int t = 0;
+		while (t < 400 && sample_class(&out.classes[sj], &out, &s->classes[sj], rng) != 0)
+			t++;
+		if (t == 400)
+			return tl_err_set(err, TL_EINVAL, "space class %d: no valid instance at d_model %u",
+			                  sj, out.d_model);
+	}
+	for (int i = 0; i < out.n_layers; i++)
+		out.layers[i].cls = (uint8_t)map[g->layers[i].cls];
+	genome_canonicalize(&out);
+	if (genome_space_check(s, &out, err) < 0)
+		return TL_EINVAL;
+	*g = out;
+	return 0;
 }
 
 /* ---- sampling ---------------------------------------------------------------------- */
@@ -834,6 +957,8 @@ static int sample_class(genome_class *c, const genome *g, const space_class *sc,
 		if (sc->kv.v[i] <= c->heads && c->heads % sc->kv.v[i] == 0)
 			ok[n++] = sc->kv.v[i];
 	c->kv_heads = n ? (uint16_t)ok[tl_rng_bounded(rng, (uint32_t)n)] : 0;
+	if (sc->kv_is_heads)
+		c->kv_heads = c->heads;
 	c->head_dim = (uint16_t)dom_draw(&sc->hd, rng);
 	c->len = (uint16_t)dom_draw(&sc->len, rng);
 	c->ffn = (uint16_t)dom_draw(&sc->ffn, rng);
@@ -862,10 +987,6 @@ static int sample_class(genome_class *c, const genome *g, const space_class *sc,
 	tmp.classes[0] = *c;
 	genome_canonicalize(&tmp);
 	*c = tmp.classes[0];
-	if (!dom_has(&sc->fexpand[GG_B], c->fg[GG_B].expand) && genome_feat_has_group(c->feat, GG_B))
-		return -1;
-	if (!dom_has(&sc->fexpand[GG_V], c->fg[GG_V].expand) && genome_feat_has_group(c->feat, GG_V))
-		return -1;
 	return genome_check(&tmp, NULL) == 0 ? 0 : -1;
 }
 
@@ -913,11 +1034,7 @@ int genome_sample(genome *out, const genome_space *s, tl_rng *rng, tl_err *err)
 		}
 		if (!ok)
 			continue;
-		int depth = (int)tl_rng_range(rng, s->depth_min, s->depth_max);
-		if (s->layout == LAYOUT_INTERLEAVED && depth % 2)
-			depth += depth + 1 <= s->depth_max ? 1 : -1;
-		if (depth < s->depth_min)
-			continue;
+		int depth = (int)dom_draw(&s->depth, rng);
 		g->n_layers = (uint16_t)depth;
 		for (int i = 0; i < depth; i++) {
 			g->layers[i].cls = (uint8_t)draw_class_for_role(s, role_at(s, i), rng);
@@ -962,7 +1079,9 @@ static void repair_class(genome_class *c, const genome *g, const space_class *sc
 	c->ffn = (uint16_t)dom_nearest(&sc->ffn, c->ffn);
 	c->qk_norm = (uint8_t)dom_nearest(&sc->qkn, c->qk_norm);
 	c->rope = (uint8_t)dom_nearest(&sc->rope, c->rope);
-	if (c->feat == GF_QKV) {
+	if (c->feat == GF_QKV && sc->kv_is_heads) {
+		c->kv_heads = c->heads;
+	} else if (c->feat == GF_QKV) {
 		/* nearest kv that divides heads; else move heads to one that has one */
 		int64_t best = -1;
 		for (int i = 0; i < sc->kv.n; i++)
@@ -1087,13 +1206,14 @@ int genome_repair(genome *g, const genome_space *s, tl_err *err)
 		repair_class(&g->classes[ci], g, &s->classes[ci]);
 
 	/* depth and layout */
-	int n = g->n_layers;
-	if (n > s->depth_max)
-		n = s->depth_max;
-	if (s->layout == LAYOUT_INTERLEAVED && n % 2)
-		n = n + 1 <= s->depth_max ? n + 1 : n - 1;
-	while (n < s->depth_min)
-		n += s->layout == LAYOUT_INTERLEAVED ? 2 : 1;
+	/* nearest allowed depth, preferring to cut rather than invent layers */
+	int n = g->n_layers, best = -1;
+	for (int i = 0; i < s->depth.n; i++) {
+		int v = (int)s->depth.v[i];
+		if (best < 0 || abs(v - n) < abs(best - n) || (abs(v - n) == abs(best - n) && v < best))
+			best = v;
+	}
+	n = best;
 	for (int i = g->n_layers; i < n; i++) {
 		/* grow by repeating the pattern of the first layers */
 		g->layers[i] = g->n_layers > 0 ? g->layers[i % g->n_layers] : (genome_layer){0};
@@ -1145,7 +1265,7 @@ static int64_t dom_mutate(const dom *d, int64_t cur, tl_rng *rng)
 static bool mutate_backbone(genome *g, const genome_space *s, tl_rng *rng)
 {
 	int kind = (int)tl_rng_bounded(rng, 4);
-	int step = s->layout == LAYOUT_INTERLEAVED ? 2 : 1;
+	int step = s->layout == LAYOUT_INTERLEAVED ? 2 : 1; /* keep mixer/channel alignment */
 	int n = g->n_layers;
 	switch (kind) {
 	case 0: { /* another class at one position */
@@ -1179,36 +1299,57 @@ static bool mutate_backbone(genome *g, const genome_space *s, tl_rng *rng)
 		}
 		return memcmp(&before, l, sizeof before) != 0;
 	}
-	case 2: { /* insert a layer (a mixer + channel pair when interleaved) */
-		if (n + step > s->depth_max)
+	case 2: { /* grow to the next allowed depth: insert layers (pairs when interleaved) */
+		int target = -1;
+		for (int k = 0; k < s->depth.n && target < 0; k++)
+			if (s->depth.v[k] > n)
+				target = (int)s->depth.v[k];
+		if (target < 0)
 			return false;
+		int add = target - n;
 		int at = (int)tl_rng_bounded(rng, (uint32_t)(n / step + 1)) * step;
-		memmove(&g->layers[at + step], &g->layers[at], sizeof g->layers[0] * (size_t)(n - at));
-		for (int k = 0; k < step; k++) {
+		memmove(&g->layers[at + add], &g->layers[at], sizeof g->layers[0] * (size_t)(n - at));
+		for (int k = 0; k < add; k++) {
 			g->layers[at + k] = (genome_layer){0};
 			g->layers[at + k].cls = (uint8_t)draw_class_for_role(s, role_at(s, at + k), rng);
 		}
-		g->n_layers = (uint16_t)(n + step);
+		g->n_layers = (uint16_t)target;
 		return true;
 	}
-	default: { /* delete */
-		if (n - step < s->depth_min || n - step < 1)
+	default: { /* shrink to the previous allowed depth: delete adjacent layers */
+		int target = -1;
+		for (int k = s->depth.n - 1; k >= 0 && target < 0; k--)
+			if (s->depth.v[k] < n)
+				target = (int)s->depth.v[k];
+		if (target < 1)
 			return false;
-		int at = (int)tl_rng_bounded(rng, (uint32_t)(n / step)) * step;
-		memmove(&g->layers[at], &g->layers[at + step],
-		        sizeof g->layers[0] * (size_t)(n - at - step));
-		g->n_layers = (uint16_t)(n - step);
+		int del = n - target;
+		int at = (int)tl_rng_bounded(rng, (uint32_t)((n - del) / step + 1)) * step;
+		memmove(&g->layers[at], &g->layers[at + del],
+		        sizeof g->layers[0] * (size_t)(n - at - del));
+		g->n_layers = (uint16_t)target;
 		return true;
 	}
 	}
 }
 
+/* Classes some layer uses: mutating those changes the architecture. */
+static void used_classes(const genome *g, bool used[GENOME_MAX_CLASSES])
+{
+	memset(used, 0, GENOME_MAX_CLASSES * sizeof used[0]);
+	for (int i = 0; i < g->n_layers; i++)
+		used[g->layers[i].cls] = true;
+}
+
 static bool mutate_operator(genome *g, const genome_space *s, tl_rng *rng)
 {
 	int cand[GENOME_MAX_CLASSES], n = 0;
-	for (int i = 0; i < s->n_classes; i++)
-		if (s->classes[i].n_ops > 1)
-			cand[n++] = i;
+	bool used[GENOME_MAX_CLASSES];
+	used_classes(g, used);
+	for (int pass = 0; pass < 2 && n == 0; pass++)
+		for (int i = 0; i < s->n_classes; i++)
+			if (s->classes[i].n_ops > 1 && (pass || used[i]))
+				cand[n++] = i;
 	if (n == 0)
 		return false;
 	int ci = cand[tl_rng_bounded(rng, (uint32_t)n)];
@@ -1234,11 +1375,16 @@ static bool mutate_featurizer(genome *g, const genome_space *s, tl_rng *rng)
 	/* Collect the genes with a choice: (class, gene id). Gene ids: 0..6
 	 * sizes (GZ_*), 7+3k.. featurizer genes of group k; -1 is d_model. */
 	int cls[128], gene[128], n = 0;
+	bool used[GENOME_MAX_CLASSES];
+	used_classes(g, used);
 	if (s->d_model.n > 1) {
 		cls[n] = -1;
 		gene[n++] = -1;
 	}
+	for (int pass = 0; pass < 2 && n == 0; pass++)
 	for (int ci = 0; ci < s->n_classes; ci++) {
+		if (!pass && !used[ci])
+			continue;
 		const space_class *sc = &s->classes[ci];
 		const genome_class *c = &g->classes[ci];
 		const dom *sizes[GZ_COUNT] = {&sc->heads, &sc->kv, &sc->hd, &sc->len, &sc->ffn,
@@ -1298,7 +1444,11 @@ static bool mutate_featurizer(genome *g, const genome_space *s, tl_rng *rng)
 
 int genome_mutate(genome *g, const genome_space *s, int level, tl_rng *rng, tl_err *err)
 {
-	genome orig = *g;
+	genome orig = *g, neutral;
+	bool have_neutral = false;
+	char h0[65], h1[65];
+	if (genome_hash(&orig, h0, err) < 0)
+		return TL_EINVAL;
 	for (int attempt = 0; attempt < 64; attempt++) {
 		int lv = level >= 0 && level <= 2 ? level : (int)tl_rng_bounded(rng, 3);
 		/* a level with nothing to choose falls through to the others */
@@ -1312,10 +1462,23 @@ int genome_mutate(genome *g, const genome_space *s, int level, tl_rng *rng, tl_e
 		}
 		if (!changed)
 			continue;
-		/* a change that repair undoes (e.g. an SwiGLU width the budget
-		 * fit sets back) is not a mutation: try again */
-		if (genome_repair(g, s, NULL) == 0 && memcmp(g, &orig, sizeof orig) != 0)
+		/* A change that repair undoes (e.g. a SwiGLU width the budget fit
+		 * sets back) is not a mutation; one that leaves the architecture
+		 * as it was (an unused class) is kept only if nothing else works:
+		 * the search deduplicates by architecture, so it would be wasted. */
+		if (genome_repair(g, s, NULL) < 0 || memcmp(g, &orig, sizeof orig) == 0)
+			continue;
+		g->name[0] = '\0'; /* a mutant is no longer the named model */
+		if (genome_hash(g, h1, NULL) == 0 && strcmp(h0, h1) != 0)
 			return 0;
+		if (!have_neutral) {
+			neutral = *g;
+			have_neutral = true;
+		}
+	}
+	if (have_neutral) {
+		*g = neutral;
+		return 0;
 	}
 	*g = orig;
 	return tl_err_set(err, TL_EINVAL,
@@ -1333,8 +1496,13 @@ int genome_cross(genome *a, genome *b, const genome *p1, const genome *p2,
 	int n = p1->n_layers < p2->n_layers ? p1->n_layers : p2->n_layers;
 	int step = s->layout == LAYOUT_INTERLEAVED ? 2 : 1;
 	int slots = n / step + 1;
+	/* two distinct cut points, so that each child takes a real segment of
+	 * its second parent (when the shorter parent has at least one slot) */
 	int i = (int)tl_rng_bounded(rng, (uint32_t)slots) * step;
-	int j = (int)tl_rng_bounded(rng, (uint32_t)slots) * step;
+	int j = i;
+	if (slots > 1)
+		while (j == i)
+			j = (int)tl_rng_bounded(rng, (uint32_t)slots) * step;
 	if (i > j) {
 		int t = i;
 		i = j;
@@ -1351,5 +1519,6 @@ int genome_cross(genome *a, genome *b, const genome *p1, const genome *p2,
 		*a = *p1;
 	if (genome_repair(b, s, NULL) < 0)
 		*b = *p2;
+	a->name[0] = b->name[0] = '\0';
 	return 0;
 }

@@ -97,8 +97,8 @@ void genome_stats_compute(genome_stats *out, const genome_arch *a, int elem_byte
 {
 	memset(out, 0, sizeof *out);
 	int64_t d = a->d_model, e = elem_bytes;
-	out->params_embedding = (int64_t)a->vocab * d;
-	out->params = out->params_embedding * (a->tied ? 1 : 2) + d; /* + final norm */
+	out->params_embedding = (int64_t)a->vocab * d * (a->tied ? 1 : 2);
+	out->params = out->params_embedding + d; /* + final norm */
 	double layer_flops_decode = 0, layer_flops_prefill = 0;
 
 	for (int i = 0; i < a->n_layers; i++) {

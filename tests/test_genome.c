@@ -358,6 +358,7 @@ static void test_properties(const char *space_file, long n, uint64_t seed)
 	genome pop[16];
 	int npop = 0;
 	long bad = 0, rt_checked = 0, shared_seen = 0, changed[3] = {0}, tries[3] = {0};
+	long arch_changed = 0;
 	tl_err err = TL_ERR_INIT;
 	clock_t t0 = clock();
 	for (long i = 0; i < n; i++) {
@@ -377,8 +378,13 @@ static void test_properties(const char *space_file, long n, uint64_t seed)
 		int level = (int)(i % 3);
 		m = g;
 		tries[level]++;
-		if (genome_mutate(&m, s, level, &rng, &err) == 0 && !same(&m, &g))
+		if (genome_mutate(&m, s, level, &rng, &err) == 0 && !same(&m, &g)) {
+			char hg[65], hm[65];
 			changed[level]++;
+			genome_hash(&g, hg, NULL);
+			genome_hash(&m, hm, NULL);
+			arch_changed += strcmp(hg, hm) != 0;
+		}
 		if (genome_space_check(s, &m, &err) < 0) {
 			bad++;
 			CHECK_MSG(0, "%s: mutation %ld not a member: %s", space_file, i, err.msg);
@@ -410,9 +416,11 @@ static void test_properties(const char *space_file, long n, uint64_t seed)
 	fprintf(stderr,
 	        "%s: %ld samples, %ld mutations, %ld crossovers, %ld round trips in %.1f s; "
 	        "mutations that changed the genome: backbone %ld/%ld operator %ld/%ld featurizer "
-	        "%ld/%ld; layers with sharing %ld\n",
+	        "%ld/%ld; that changed the architecture %ld; layers with sharing %ld\n",
 	        space_file, n, n, n, rt_checked, secs, changed[0], tries[0], changed[1], tries[1],
-	        changed[2], tries[2], shared_seen);
+	        changed[2], tries[2], arch_changed, shared_seen);
+	CHECK(arch_changed > n * 95 / 100);
+	CHECK(shared_seen > 0);
 	/* each level does something in these spaces */
 	CHECK(changed[0] > tries[0] * 9 / 10);
 	CHECK(changed[1] > tries[1] * 9 / 10);
@@ -517,6 +525,108 @@ static void test_space_errors(void)
 	genome_space_free(s);
 }
 
+/* A preset joins a space without changing its architecture. */
+static void test_adopt(void)
+{
+	genome_space *s = load_space("examples/spaces/lfm2-like.json");
+	genome g;
+	if (s == NULL || load(&g, "examples/genomes/lfm2-350m.json") < 0) {
+		genome_space_free(s);
+		return;
+	}
+	tl_err err = TL_ERR_INIT;
+	char h0[65], h1[65];
+	tl_rng rng;
+	tl_rng_seed(&rng, 4, 4);
+	genome_hash(&g, h0, &err);
+	CHECK(genome_space_check(s, &g, &err) == TL_EINVAL); /* 3 classes, space has 5 */
+	CHECK_CONTAINS(err.msg, "3 classes, the space has 5");
+	tl_err_clear(&err);
+	CHECK_MSG(genome_space_adopt(&g, s, &rng, &err) == 0, "%s", err.msg);
+	CHECK(g.n_classes == 5);
+	CHECK(genome_space_check(s, &g, &err) == 0);
+	genome_hash(&g, h1, &err);
+	CHECK_EQ_STR(h0, h1);
+	/* and it breeds: a mutant is a member with another architecture */
+	genome m = g;
+	CHECK(genome_mutate(&m, s, -1, &rng, &err) == 0);
+	CHECK(genome_space_check(s, &m, &err) == 0);
+	genome_hash(&m, h1, &err);
+	CHECK(strcmp(h0, h1) != 0);
+	CHECK(m.name[0] == '\0');
+	/* a model whose operators the space lacks is refused with the class */
+	genome_space *t = load_space("examples/spaces/tiny.json");
+	genome l;
+	if (t && load(&l, "examples/genomes/llama-3.2-1b.json") == 0) {
+		tl_err_clear(&err);
+		CHECK(genome_space_adopt(&l, t, &rng, &err) == TL_EINVAL);
+		CHECK_CONTAINS(err.msg, "d_model 2048 not allowed");
+	}
+	genome_space_free(t);
+	genome_space_free(s);
+}
+
+static void test_space_semantics(void)
+{
+	tl_err err = TL_ERR_INIT;
+	genome_space *a = NULL, *b = NULL;
+	/* the hash is of what is allowed, not of the file's formatting */
+	CHECK(genome_space_parse(&a, "{\"d_model\":64,\"vocab\":32,\"depth\":{\"min\":4,\"max\":8,"
+	                         "\"step\":4},\"classes\":[" "{\"op\":\"glu.diagonal.none.silu."
+	                         "diagonal\",\"ffn\":128},{\"op\":\"qkv.dense.none.softmax.heads\","
+	                         "\"heads\":[2,4],\"head_dim\":8}]}", "a", &err) == 0);
+	CHECK(genome_space_parse(&b, "{ \"vocab\": 32, \"d_model\": 64, \"classes\": ["
+	                         "{\"ffn\": 128, \"op\": [3,0,0,2,0]}, {\"head_dim\": 8,"
+	                         "\"heads\": [4,2], \"op\": \"qkv.dense.none.softmax.heads\"}],"
+	                         "\"depth\": [4, 8]}", "b", &err) == 0);
+	if (a && b)
+		CHECK_EQ_STR(genome_space_hash(a), genome_space_hash(b));
+	if (a) {
+		tl_rng rng;
+		tl_rng_seed(&rng, 1, 2);
+		int depth4 = 0, depth8 = 0;
+		for (int i = 0; i < 300; i++) {
+			genome g;
+			CHECK(genome_sample(&g, a, &rng, &err) == 0);
+			/* depth honours the step; kv_heads not given means MHA */
+			CHECK(g.n_layers == 4 || g.n_layers == 8);
+			depth4 += g.n_layers == 4;
+			depth8 += g.n_layers == 8;
+			CHECK(g.classes[1].kv_heads == g.classes[1].heads);
+			genome m = g;
+			CHECK(genome_mutate(&m, a, 0, &rng, &err) == 0);
+			CHECK(m.n_layers == 4 || m.n_layers == 8);
+		}
+		CHECK(depth4 > 50 && depth8 > 50);
+	}
+	genome_space_free(a);
+	genome_space_free(b);
+	/* tied expansions have one gene, given on C */
+	genome_space *c = NULL;
+	CHECK(genome_space_parse(&c, "{\"d_model\":64,\"vocab\":32,\"depth\":2,\"classes\":["
+	                         "{\"op\":\"glu.diagonal.none.silu.diagonal\",\"ffn\":128},"
+	                         "{\"op\":\"bch.toeplitz.none.none.diagonal\",\"len\":3,"
+	                         "\"features\":{\"C\":{\"expand\":[1,2]},\"B\":{\"expand\":2}}}]}",
+	                         "s.json", &err) == TL_EINVAL);
+	CHECK_CONTAINS(err.msg, "s.json: classes[1].features.B.expand: a gated conv has one expansion");
+	genome_space_free(c);
+	c = NULL;
+	tl_err_clear(&err);
+	CHECK_MSG(genome_space_parse(&c, "{\"d_model\":64,\"vocab\":32,\"depth\":2,\"classes\":["
+	                             "{\"op\":\"glu.diagonal.none.silu.diagonal\",\"ffn\":128},"
+	                             "{\"op\":\"bch.toeplitz.none.none.diagonal\",\"len\":3,"
+	                             "\"features\":{\"C\":{\"expand\":2}}}]}", "s.json", &err) == 0,
+	          "%s", err.msg);
+	if (c) {
+		genome g;
+		tl_rng rng;
+		tl_rng_seed(&rng, 1, 3);
+		CHECK(genome_sample(&g, c, &rng, &err) == 0);
+		CHECK(g.classes[1].fg[GG_B].expand == 2 && g.classes[1].fg[GG_V].expand == 2);
+	}
+	genome_space_free(c);
+}
+
 static void expect_genome_error(const char *in, const char *want)
 {
 	genome g;
@@ -554,6 +664,8 @@ static void test_genome_errors(void)
 	                    "g.txt: classes[0].ffn: -1 is not an integer in 0..65535");
 	expect_genome_error("{\"version\":2,\"d_model\":64}", "this tailor reads version 1");
 	expect_genome_error("{\"d_model\":64,", "g.txt: line 1 column");
+	expect_genome_error(HDR "0.0.0.0.0 | c0 op=3.0.0.2.0 ffn=128 C=0.2.1.1 V=0.2.1.1 A=0.2.1.1",
+	                    "g.txt: class 0: A= given, but a glu featurizer has no A group");
 	/* names of the operator genes are accepted in JSON */
 	genome g;
 	tl_err err = TL_ERR_INIT;
@@ -579,6 +691,8 @@ int main(int argc, char **argv)
 	test_space_errors();
 	test_genome_errors();
 	test_budget();
+	test_adopt();
+	test_space_semantics();
 	test_determinism();
 	test_properties("examples/spaces/tiny.json", n, 1);
 	test_properties("examples/spaces/lfm2-like.json", n / 20 > 0 ? n / 20 : 1, 2);
