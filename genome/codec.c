@@ -5,7 +5,7 @@
  * Parsers take untrusted input (command lines, files, the database), so
  * every number is range-checked before it is narrowed, every token is
  * bounded, and an error names the input, the place and the reason in one
- * line. Fuzz targets: tests/fuzz_genome_text.c, tests/fuzz_genome_json.c.
+ * line. Fuzz targets: tests/fuzz/fuzz_genome_text.c, tests/fuzz/fuzz_genome_json.c.
  */
 #include "genome.h"
 #include "genome_int.h"
@@ -564,6 +564,59 @@ static void line_col(const char *s, size_t off, int *line, int *col)
 	}
 }
 
+/* Objects must not repeat a key (cJSON keeps both and lookups take the
+ * first, which would silently ignore a user's second value). */
+static int dup_check(const cJSON *node, const char *src, const char *path, int depth,
+                     tl_err *err)
+{
+	const cJSON *a, *b;
+	char sub[160];
+	if (depth > 64)
+		return tl_err_set(err, TL_EPARSE, "%s: %s: nested too deeply", src, path);
+	int i = 0;
+	cJSON_ArrayForEach(a, node) {
+		if (cJSON_IsObject(node) && a->string) {
+			for (b = a->next; b; b = b->next)
+				if (b->string && strcmp(a->string, b->string) == 0)
+					return tl_err_set(err, TL_EPARSE, "%s: %s%s%.40s: key given twice", src,
+					                  path, *path ? "." : "", a->string);
+			snprintf(sub, sizeof sub, "%s%s%.40s", path, *path ? "." : "", a->string);
+		} else {
+			snprintf(sub, sizeof sub, "%s[%d]", path, i);
+		}
+		i++;
+		if ((cJSON_IsObject(a) || cJSON_IsArray(a)) && dup_check(a, src, sub, depth + 1, err) < 0)
+			return TL_EPARSE;
+	}
+	return 0;
+}
+
+cJSON *genome_json_parse(const char *s, const char *src, tl_err *err)
+{
+	const char *end = NULL;
+	size_t len = strlen(s);
+	cJSON *root = cJSON_ParseWithLengthOpts(s, len, &end, 0);
+	if (root == NULL) {
+		genome_json_syntax_error(s, src, err);
+		return NULL;
+	}
+	while (end && end < s + len && isspace((unsigned char)*end))
+		end++;
+	if (end && end < s + len) {
+		int line, col;
+		line_col(s, (size_t)(end - s), &line, &col);
+		tl_err_set(err, TL_EPARSE, "%s: line %d column %d: text after the JSON value", src,
+		           line, col);
+		cJSON_Delete(root);
+		return NULL;
+	}
+	if (dup_check(root, src, "", 0, err) < 0) {
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
+}
+
 int genome_json_syntax_error(const char *s, const char *src, tl_err *err)
 {
 	int line, col;
@@ -576,9 +629,9 @@ int genome_json_syntax_error(const char *s, const char *src, tl_err *err)
 static int parse_json(genome *out, const char *s, const char *src, tl_err *err)
 {
 	int rc = TL_EPARSE;
-	cJSON *root = cJSON_ParseWithLength(s, strlen(s));
+	cJSON *root = genome_json_parse(s, src, err);
 	if (root == NULL)
-		return genome_json_syntax_error(s, src, err);
+		return TL_EPARSE;
 	if (!cJSON_IsObject(root)) {
 		tl_err_set(err, TL_EPARSE, "%s: expected a JSON object", src);
 		goto out_free;

@@ -226,8 +226,9 @@ static int check_class(const genome *g, int ci, tl_err *err)
 		                  genome_feat_name(c->feat), genome_struct_name(c->structure),
 		                  genome_mask_name(c->mask), genome_nonlin_name(c->nonlin),
 		                  genome_chmix_name(c->chmix));
-	if (genome_class_uses(c, GZ_HEADS) && (c->heads < 1 || c->heads > 256))
-		return tl_err_set(err, TL_EINVAL, "class %d: heads %u out of range (1..256)", ci,
+	/* 128 heads at most: the GQA repeat (heads / kv) is kept in 8 bits */
+	if (genome_class_uses(c, GZ_HEADS) && (c->heads < 1 || c->heads > 128))
+		return tl_err_set(err, TL_EINVAL, "class %d: heads %u out of range (1..128)", ci,
 		                  c->heads);
 	if (genome_class_uses(c, GZ_KV)) {
 		if (c->kv_heads < 1 || c->kv_heads > c->heads)

@@ -29,7 +29,7 @@
  *     if (genome_parse(&g, text, "argv[2]", &err) < 0) ...
  *     if (genome_decode(&a, &g, &err) < 0) ...
  *     genome_stats_compute(&st, &a, 1, 4096);   // 1 byte/element, 4K context
- *     char hash[65]; genome_hash(&g, hash);
+ *     char hash[65]; genome_hash(&g, hash, &err);
  */
 #ifndef GENOME_H
 #define GENOME_H
@@ -132,7 +132,7 @@ typedef struct genome_class {
 	uint8_t rope;       /* rotary positions on C and B (qkv only), 0/1         */
 	uint8_t reserved;   /* 0; no padding                                        */
 	/* sizes */
-	uint16_t heads;     /* query / output heads (1 for bch and glu)            */
+	uint16_t heads;     /* query / output heads, 1..128 (1 for bch and glu)    */
 	uint16_t kv_heads;  /* K/V heads, divides heads (GQA); = heads for MHA     */
 	uint16_t head_dim;  /* channels per head (0 for bch and glu)               */
 	uint16_t len;       /* conv kernel (toeplitz), window (GM_WINDOW) or block

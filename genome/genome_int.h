@@ -24,6 +24,10 @@ uint32_t genome_glu_inner(const genome *g, const genome_class *c);
 /* kind: 0 feat, 1 structure, 2 mask, 3 nonlin, 4 chmix; -1 if unknown. */
 int genome_name_lookup(int kind, const char *name);
 
+/* Parse JSON strictly: syntax errors with line and column, no text after
+ * the value, no key repeated in an object. NULL with err set on failure. */
+struct cJSON;
+struct cJSON *genome_json_parse(const char *s, const char *src, tl_err *err);
 /* "<src>: line L column C: not valid JSON" from cJSON's error pointer. */
 int genome_json_syntax_error(const char *s, const char *src, tl_err *err);
 

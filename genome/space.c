@@ -280,7 +280,10 @@ static int load_ops(space_class *sc, const cJSON *op, const char *src, const cha
 				if (tok) {
 					char *end;
 					long x = strtol(tok, &end, 10);
-					k = *end == '\0' && end != tok ? (int)x : genome_name_lookup(i, tok);
+					if (*end == '\0' && end != tok)
+						k = x >= 0 && x <= 255 ? (int)x : -1;
+					else
+						k = genome_name_lookup(i, tok);
 				}
 				if (k < 0 || k > 255) {
 					ok = -1;
@@ -389,7 +392,7 @@ static int load_class(genome_space *s, int ci, const cJSON *co, const char *src,
 	for (int i = 0; i < sc->n_ops; i++)
 		if (feat == GF_QKV && sc->ops[i][2] != GM_NONE)
 			len_used = true;
-	if (member_dom(&sc->heads, co, "heads", src, prefix, 1, 256, 1, heads_used, err) < 0 ||
+	if (member_dom(&sc->heads, co, "heads", src, prefix, 1, 128, 1, heads_used, err) < 0 ||
 	    member_dom(&sc->hd, co, "head_dim", src, prefix, 1, 1024, 0, heads_used, err) < 0 ||
 	    member_dom(&sc->len, co, "len", src, prefix, 1, 65535, 0, len_used, err) < 0 ||
 	    member_dom(&sc->ffn, co, "ffn", src, prefix, 1, 4096, 0, feat == GF_GLU, err) < 0 ||
@@ -406,7 +409,7 @@ static int load_class(genome_space *s, int ci, const cJSON *co, const char *src,
 	} else {
 		char path[96];
 		snprintf(path, sizeof path, "%skv_heads", prefix);
-		if (json_dom(&sc->kv, kv, src, path, 1, 256, -1, err) < 0)
+		if (json_dom(&sc->kv, kv, src, path, 1, 128, -1, err) < 0)
 			return TL_EINVAL;
 		for (int i = 0; i < sc->kv.n; i++) {
 			int64_t k = sc->kv.v[i];
@@ -552,9 +555,9 @@ int genome_space_parse(genome_space **out, const char *json, const char *source,
 	int rc = TL_EINVAL;
 
 	*out = NULL;
-	root = cJSON_ParseWithLength(json, strlen(json));
+	root = genome_json_parse(json, source, err);
 	if (root == NULL)
-		return genome_json_syntax_error(json, source, err);
+		return TL_EPARSE;
 	s = calloc(1, sizeof *s);
 	if (s == NULL) {
 		rc = tl_err_set(err, TL_ENOMEM, "%s: out of memory", source);
@@ -723,8 +726,10 @@ int genome_space_parse(genome_space **out, const char *json, const char *source,
 		if (!ok) {
 			sample_class(&g.classes[0], &g, &s->classes[ci], &rng);
 			genome_check(&g, &e2);
+			/* the probe genome has this class as its class 0 */
+			const char *why = strncmp(e2.msg, "class 0: ", 9) == 0 ? e2.msg + 9 : e2.msg;
 			tl_err_set(err, TL_EINVAL, "%s: classes[%d]: no valid class can be drawn: %s",
-			           source, ci, e2.msg);
+			           source, ci, why);
 			goto fail;
 		}
 	}

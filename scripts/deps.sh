@@ -9,6 +9,7 @@ PACKAGES=(
 	libsqlite3-dev libssh2-1-dev libcjson-dev   # dependencies (DESIGN.md)
 	sqlite3                                  # for analysts and the docs' examples
 	clang libclang-rt-14-dev                 # libFuzzer targets, sanitizer runtime
+	gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # NEON path, cross builds for phones
 )
 
 missing=()

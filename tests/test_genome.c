@@ -494,6 +494,10 @@ static void test_space_errors(void)
 	                   "\"kv_heads\":5,\"head_dim\":64}]}",
 	                   "space.json: classes[1].kv_heads: 5 does not divide heads [8, 16]");
 	expect_space_error("{\"d_model\": 256,\n \"vocab\": }", "space.json: line 2 column 11: not valid JSON");
+	expect_space_error(SPACE_HEAD SWIGLU "{\"op\":\"4294967299.0.0.2.0\",\"ffn\":8}]}",
+	                   "space.json: classes[1].op: expected feat.structure.mask.nonlin.chmix");
+	expect_space_error(SPACE_HEAD SWIGLU "{\"op\":\"bch.toeplitz.none.none.diagonal\",\"len\":3,"
+	                   "\"len\":4}]}", "space.json: classes[1].len: key given twice");
 	expect_space_error(SPACE_HEAD SWIGLU "{\"op\":\"qkv.toeplitz.none.none.heads\",\"heads\":2,"
 	                   "\"head_dim\":8}]}",
 	                   "space.json: classes[1].op: no combination is in the catalog");
@@ -664,6 +668,8 @@ static void test_genome_errors(void)
 	                    "g.txt: classes[0].ffn: -1 is not an integer in 0..65535");
 	expect_genome_error("{\"version\":2,\"d_model\":64}", "this tailor reads version 1");
 	expect_genome_error("{\"d_model\":64,", "g.txt: line 1 column");
+	expect_genome_error("{\"d_model\":64,\"d_model\":128}", "g.txt: d_model: key given twice");
+	expect_genome_error("{\"d_model\":64} {}", "g.txt: line 1 column 16: text after the JSON value");
 	expect_genome_error(HDR "0.0.0.0.0 | c0 op=3.0.0.2.0 ffn=128 C=0.2.1.1 V=0.2.1.1 A=0.2.1.1",
 	                    "g.txt: class 0: A= given, but a glu featurizer has no A group");
 	/* names of the operator genes are accepted in JSON */

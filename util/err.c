@@ -16,6 +16,7 @@ static void one_line(char *s)
 			*s = ' ';
 }
 
+__attribute__((format(printf, 4, 0)))
 static int vset(tl_err *err, int code, int sub, const char *fmt, va_list ap)
 {
 	if (err == NULL || err->code != 0)

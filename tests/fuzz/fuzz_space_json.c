@@ -8,9 +8,12 @@
  * every result that a call reports as made to be a member of the space
  * (genome_space_check) and a well-formed genome (fuzz_genome_props: checked,
  * canonical, round-trips through text and JSON). A mutation that fails must
- * leave its genome as it was (space.c restores it). Any violation aborts.
+ * leave its genome as it was (space.c restores it). The space hash names
+ * what the space allows, not how the JSON is laid out, so the same document
+ * printed again by cJSON (pretty, keys in the same order) must parse to the
+ * same hash. Any violation aborts.
  *
- * Work per input is bounded: parse (which itself draws <= 400 classes per
+ * Work per input is bounded: 2 parses (each draws <= 400 classes per
  * space class), 2 samples, 3 mutations, 1 crossover, each of those bounded
  * by its own attempt limit in space.c.
  *
@@ -19,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "genome.h"
 
@@ -37,6 +42,32 @@ static void require_member(const genome_space *s, const genome *g, const char *s
 		abort();
 	}
 	fuzz_genome_props(g, step);
+}
+
+/* The same document reformatted must give the same space hash. */
+static void check_hash_layout(const genome_space *s, const char *json)
+{
+	cJSON *root = cJSON_ParseWithLength(json, strlen(json));
+	if (root == NULL) {
+		fprintf(stderr, "fuzz space_json: cJSON refuses a document the space parser took\n");
+		abort();
+	}
+	char *pretty = cJSON_Print(root);
+	cJSON_Delete(root);
+	if (pretty == NULL)
+		abort();
+	genome_space *s2 = NULL;
+	tl_err err = TL_ERR_INIT;
+	if (genome_space_parse(&s2, pretty, "reformatted", &err) < 0) {
+		fprintf(stderr, "fuzz space_json: the reformatted space is refused: %s\n", err.msg);
+		abort();
+	}
+	if (strcmp(genome_space_hash(s), genome_space_hash(s2)) != 0) {
+		fprintf(stderr, "fuzz space_json: reformatting the JSON changed the space hash\n");
+		abort();
+	}
+	genome_space_free(s2);
+	cJSON_free(pretty);
 }
 
 static void exercise(const genome_space *s)
@@ -107,8 +138,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	genome_space *s = NULL;
 	tl_err err = TL_ERR_INIT;
 	int rc = genome_space_parse(&s, json, "fuzz", &err);
-	if (rc == 0)
+	if (rc == 0) {
+		check_hash_layout(s, json);
 		exercise(s);
+	}
 	else
 		fuzz_err_props(rc, &err, "space_json");
 	if (rc < 0 && s != NULL) {
