@@ -687,6 +687,7 @@ static int parse_json(genome *out, const char *s, const char *src, tl_err *err)
 	}
 	const cJSON *co;
 	cJSON_ArrayForEach(co, classes) {
+		unsigned given = 0;
 		int ci = out->n_classes++;
 		genome_class *c = &out->classes[ci];
 		char path[64];
@@ -759,9 +760,10 @@ static int parse_json(genome *out, const char *s, const char *src, tl_err *err)
 				goto out_free;
 			}
 			set_fgene(&c->fg[k], fv);
+			given |= 1u << k;
 		}
 		for (int k = 0; k < GENOME_NGROUPS; k++)
-			if (genome_feat_has_group(c->feat, k) && c->fg[k].expand == 0) {
+			if (genome_feat_has_group(c->feat, k) && !(given >> k & 1)) {
 				tl_err_set(err, TL_EPARSE,
 				           "%s: %sfeatures.%s: missing (a %s featurizer computes it)", src, path,
 				           genome_group_names[k], genome_feat_name(c->feat));

@@ -905,23 +905,47 @@ int genome_space_adopt(genome *g, const genome_space *s, tl_rng *rng, tl_err *er
 	genome out = *g;
 	int map[GENOME_MAX_CLASSES];
 	bool taken[GENOME_MAX_CLASSES] = {0};
-	/* Each class goes to the first free space class that allows its exact
-	 * operator genome; classes of the space left over are drawn at random
-	 * (no layer uses them, so the architecture and its hash stay). */
+	/* Find an assignment of the genome's classes to distinct space classes
+	 * that allow each one as it is (operator genome and sizes): a depth-first
+	 * search, at most 8! leaves. The space's classes left over are drawn at
+	 * random (no layer uses them, so the architecture and its hash stay). */
 	for (int ci = 0; ci < g->n_classes; ci++) {
-		map[ci] = -1;
-		for (int sj = 0; sj < s->n_classes && map[ci] < 0; sj++)
-			if (!taken[sj] && op_allowed_in(&s->classes[sj], &g->classes[ci]))
-				map[ci] = sj;
-		if (map[ci] < 0)
+		bool any = false;
+		for (int sj = 0; sj < s->n_classes; sj++)
+			any |= check_class_in(&s->classes[sj], &g->classes[ci], ci, NULL) == 0;
+		if (!any)
 			return tl_err_set(err, TL_EINVAL,
-			                  "class %d (%s %u.%u.%u.%u.%u) has no counterpart in the space", ci,
+			                  "class %d (%s %u.%u.%u.%u.%u) has no counterpart in the space "
+			                  "(no space class allows its operator and sizes)", ci,
 			                  genome_class_label(&g->classes[ci]), g->classes[ci].feat,
 			                  g->classes[ci].structure, g->classes[ci].mask,
 			                  g->classes[ci].nonlin, g->classes[ci].chmix);
-		taken[map[ci]] = true;
-		out.classes[map[ci]] = g->classes[ci];
 	}
+	int ci = 0;
+	map[0] = -1;
+	while (ci >= 0 && ci < g->n_classes) {
+		/* advance class ci to its next candidate */
+		if (map[ci] >= 0)
+			taken[map[ci]] = false;
+		int sj = map[ci] + 1;
+		while (sj < s->n_classes &&
+		       (taken[sj] || check_class_in(&s->classes[sj], &g->classes[ci], ci, NULL) != 0))
+			sj++;
+		if (sj >= s->n_classes) {
+			map[ci] = -1;
+			ci--; /* backtrack */
+			continue;
+		}
+		map[ci] = sj;
+		taken[sj] = true;
+		if (++ci < g->n_classes)
+			map[ci] = -1;
+	}
+	if (ci < 0)
+		return tl_err_set(err, TL_EINVAL,
+		                  "its %u classes cannot be matched to distinct space classes", g->n_classes);
+	for (ci = 0; ci < g->n_classes; ci++)
+		out.classes[map[ci]] = g->classes[ci];
 	out.n_classes = (uint8_t)s->n_classes;
 	for (int sj = 0; sj < s->n_classes; sj++) {
 		if (taken[sj])
@@ -1386,7 +1410,10 @@ static bool mutate_featurizer(genome *g, const genome_space *s, tl_rng *rng)
 		cls[n] = -1;
 		gene[n++] = -1;
 	}
-	for (int pass = 0; pass < 2 && n == 0; pass++)
+	/* class genes of used classes first; of unused ones only if the used
+	 * classes have none (d_model, counted above, is not a class gene) */
+	int n0 = n;
+	for (int pass = 0; pass < 2 && n == n0; pass++)
 	for (int ci = 0; ci < s->n_classes; ci++) {
 		if (!pass && !used[ci])
 			continue;
@@ -1395,7 +1422,8 @@ static bool mutate_featurizer(genome *g, const genome_space *s, tl_rng *rng)
 		const dom *sizes[GZ_COUNT] = {&sc->heads, &sc->kv, &sc->hd, &sc->len, &sc->ffn,
 		                              &sc->qkn, &sc->rope};
 		for (int z = 0; z < GZ_COUNT; z++)
-			if (genome_class_uses(c, z) && sizes[z]->n > 1 && n < 128) {
+			if (genome_class_uses(c, z) && sizes[z]->n > 1 && n < 128 &&
+			    !(z == GZ_KV && sc->kv_is_heads)) {
 				cls[n] = ci;
 				gene[n++] = z;
 			}

@@ -358,7 +358,7 @@ static void test_properties(const char *space_file, long n, uint64_t seed)
 	genome pop[16];
 	int npop = 0;
 	long bad = 0, rt_checked = 0, shared_seen = 0, changed[3] = {0}, tries[3] = {0};
-	long arch_changed = 0;
+	long arch_changed = 0, fz_class_genes = 0;
 	tl_err err = TL_ERR_INIT;
 	clock_t t0 = clock();
 	for (long i = 0; i < n; i++) {
@@ -378,7 +378,10 @@ static void test_properties(const char *space_file, long n, uint64_t seed)
 		int level = (int)(i % 3);
 		m = g;
 		tries[level]++;
-		if (genome_mutate(&m, s, level, &rng, &err) == 0 && !same(&m, &g)) {
+		int mrc = genome_mutate(&m, s, level, &rng, &err);
+		if (mrc == 0 && level == 2 && m.d_model == g.d_model && !same(&m, &g))
+			fz_class_genes++;
+		if (mrc == 0 && !same(&m, &g)) {
 			char hg[65], hm[65];
 			changed[level]++;
 			genome_hash(&g, hg, NULL);
@@ -420,6 +423,9 @@ static void test_properties(const char *space_file, long n, uint64_t seed)
 	        space_file, n, n, n, rt_checked, secs, changed[0], tries[0], changed[1], tries[1],
 	        changed[2], tries[2], arch_changed, shared_seen);
 	CHECK(arch_changed > n * 95 / 100);
+	/* featurizer mutations reach class genes, not only d_model */
+	CHECK_MSG(fz_class_genes > tries[2] / 3, "featurizer mutations of class genes: %ld of %ld",
+	          fz_class_genes, tries[2]);
 	CHECK(shared_seen > 0);
 	/* each level does something in these spaces */
 	CHECK(changed[0] > tries[0] * 9 / 10);
@@ -564,10 +570,32 @@ static void test_adopt(void)
 	if (t && load(&l, "examples/genomes/llama-3.2-1b.json") == 0) {
 		tl_err_clear(&err);
 		CHECK(genome_space_adopt(&l, t, &rng, &err) == TL_EINVAL);
-		CHECK_CONTAINS(err.msg, "d_model 2048 not allowed");
+		CHECK_CONTAINS(err.msg, "has no counterpart in the space");
 	}
 	genome_space_free(t);
 	genome_space_free(s);
+
+	/* Matching searches all assignments: the plain GQA class must take the
+	 * space class that allows only plain GQA, leaving the one that allows
+	 * windows to the windowed class, whatever order the genome lists them. */
+	genome_space *w = NULL;
+	CHECK(genome_space_parse(&w, "{\"d_model\":64,\"vocab\":32,\"depth\":4,\"layout\":\"free\","
+	      "\"classes\":[{\"op\":{\"feat\":\"qkv\",\"structure\":\"dense\",\"mask\":[\"none\","
+	      "\"window\"],\"nonlin\":\"softmax\",\"chmix\":\"heads\"},\"heads\":2,\"head_dim\":8,"
+	      "\"len\":16},{\"op\":\"qkv.dense.none.softmax.heads\",\"heads\":2,\"head_dim\":8}]}",
+	      "w.json", &err) == 0);
+	genome two;
+	CHECK(genome_parse(&two, "tailor-genome/1 d=64 vocab=32 | 0.0.0.0.0 1.0.0.0.0 0.0.0.0.0 "
+	      "1.0.0.0.0 | c0 op=0.4.0.1.1 h=2 kv=2 hd=8 qkn=0 rope=1 C=0.2.1.1 B=0.2.1.1 V=0.2.1.1 "
+	      "| c1 op=0.4.1.1.1 h=2 kv=2 hd=8 len=16 qkn=0 rope=1 C=0.2.1.1 B=0.2.1.1 V=0.2.1.1",
+	      "two", &err) == 0);
+	if (w) {
+		genome_hash(&two, h0, &err);
+		CHECK_MSG(genome_space_adopt(&two, w, &rng, &err) == 0, "%s", err.msg);
+		genome_hash(&two, h1, &err);
+		CHECK_EQ_STR(h0, h1);
+	}
+	genome_space_free(w);
 }
 
 static void test_space_semantics(void)
