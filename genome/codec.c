@@ -580,9 +580,12 @@ static int dup_check(const cJSON *node, const char *src, const char *path, int d
 				if (b->string && strcmp(a->string, b->string) == 0)
 					return tl_err_set(err, TL_EPARSE, "%s: %s%s%.40s: key given twice", src,
 					                  path, *path ? "." : "", a->string);
-			snprintf(sub, sizeof sub, "%s%s%.40s", path, *path ? "." : "", a->string);
+			/* a path cut at sizeof sub is still a fine place name */
+			if (snprintf(sub, sizeof sub, "%.100s%s%.40s", path, *path ? "." : "", a->string) < 0)
+				sub[0] = '\0';
 		} else {
-			snprintf(sub, sizeof sub, "%s[%d]", path, i);
+			if (snprintf(sub, sizeof sub, "%.100s[%d]", path, i) < 0)
+				sub[0] = '\0';
 		}
 		i++;
 		if ((cJSON_IsObject(a) || cJSON_IsArray(a)) && dup_check(a, src, sub, depth + 1, err) < 0)
