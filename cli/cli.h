@@ -43,8 +43,17 @@ int cli_opt_next(int argc, char **argv, const char *shortopts,
 int cli_int_arg(long long *out, const char *val, long long lo, long long hi,
                 const char *cmd, const char *flag);
 
+/* Load a GENOME argument: a file (text or JSON), a preset name looked up in
+ * $TAILOR_GENOMES then in examples/genomes next to the build, '-' for
+ * standard input, or the text form itself. TL_EUSAGE when it is none of
+ * these (cli/genome_arg.c). */
+struct genome;
+int cli_load_genome(struct genome *g, const char *arg, tl_err *err);
+
 /* The command groups. */
 int cmd_db(int argc, char **argv, cli_ctx *ctx);
 int cmd_genome(int argc, char **argv, cli_ctx *ctx);
+int cmd_build(int argc, char **argv, cli_ctx *ctx);
+int cmd_bench(int argc, char **argv, cli_ctx *ctx);
 
 #endif

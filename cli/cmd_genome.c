@@ -15,10 +15,8 @@
 #include "genome.h"
 
 #include <getopt.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 static void genome_help(FILE *f)
 {
@@ -67,68 +65,6 @@ typedef struct opts {
 	long long ctx;
 	long long elem;
 } opts;
-
-/* Directory of the running executable, for finding the presets. */
-static void exe_dir(char *out, size_t n)
-{
-	ssize_t len = readlink("/proc/self/exe", out, n - 1);
-	if (len <= 0) {
-		tl_strlcpy(out, ".", n);
-		return;
-	}
-	out[len] = '\0';
-	char *slash = strrchr(out, '/');
-	if (slash)
-		*slash = '\0';
-}
-
-static bool preset_name(const char *s)
-{
-	if (*s == '\0' || strlen(s) > 64)
-		return false;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '.' ||
-		      *s == '_' || *s == '+'))
-			return false;
-	return true;
-}
-
-static int load_genome_arg(genome *g, const char *arg, tl_err *err)
-{
-	if (strcmp(arg, "-") == 0) {
-		char *text = NULL;
-		int rc = tl_file_read(&text, NULL, "/dev/stdin", 16u << 20, err);
-		if (rc < 0)
-			return rc;
-		rc = genome_parse(g, text, "stdin", err);
-		free(text);
-		return rc;
-	}
-	if (strncmp(arg, "tailor-genome/", 14) == 0 || arg[0] == '{')
-		return genome_parse(g, arg, "argument", err);
-	if (access(arg, F_OK) == 0)
-		return genome_load(g, arg, err);
-	if (preset_name(arg)) {
-		char dir[PATH_MAX], path[PATH_MAX + 128];
-		const char *env = getenv("TAILOR_GENOMES");
-		if (env && *env) {
-			snprintf(path, sizeof path, "%s/%s.json", env, arg);
-			if (access(path, F_OK) == 0)
-				return genome_load(g, path, err);
-		}
-		exe_dir(dir, sizeof dir);
-		static const char *const rel[] = {"/../../examples/genomes", "/../examples/genomes",
-		                                  "/../share/tailor/genomes"};
-		for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-			snprintf(path, sizeof path, "%s%s/%s.json", dir, rel[i], arg);
-			if (access(path, F_OK) == 0)
-				return genome_load(g, path, err);
-		}
-	}
-	return tl_err_set(err, TL_EUSAGE,
-	                  "genome: %s: no such file or preset (give a file, a preset such as "
-	                  "lfm2-350m, '-' or the text form)", arg);
-}
 
 static void print_genome(const genome *g, bool json)
 {
@@ -381,7 +317,7 @@ int cmd_genome(int argc, char **argv, cli_ctx *ctx)
 
 	if (!strcmp(sub, "show")) {
 		genome g;
-		if (load_genome_arg(&g, args[0], &err) < 0) {
+		if (cli_load_genome(&g, args[0], &err) < 0) {
 			rc = cli_fail(&err);
 		} else if (space && in_space(&g, space, &rng, &err) < 0) {
 			tl_err_prefix(&err, "genome: %s: not in space %s", args[0], o.space);
@@ -396,7 +332,7 @@ int cmd_genome(int argc, char **argv, cli_ctx *ctx)
 			genome g;
 			char hash[65];
 			tl_err e = TL_ERR_INIT;
-			if (load_genome_arg(&g, args[i], &e) < 0 ||
+			if (cli_load_genome(&g, args[i], &e) < 0 ||
 			    (space && in_space(&g, space, &rng, &e) < 0) ||
 			    genome_hash(&g, hash, &e) < 0) {
 				fprintf(stderr, "tailor: %s: invalid: %s\n", args[i], e.msg);
@@ -415,7 +351,7 @@ int cmd_genome(int argc, char **argv, cli_ctx *ctx)
 		}
 	} else if (!strcmp(sub, "mutate")) {
 		genome g;
-		if (load_genome_arg(&g, args[0], &err) < 0) {
+		if (cli_load_genome(&g, args[0], &err) < 0) {
 			rc = cli_fail(&err);
 		} else if (in_space(&g, space, &rng, &err) < 0) {
 			tl_err_prefix(&err, "genome mutate: %s: not in space %s", args[0], o.space);
@@ -431,7 +367,7 @@ int cmd_genome(int argc, char **argv, cli_ctx *ctx)
 		}
 	} else { /* cross */
 		genome p1, p2, a, b;
-		if (load_genome_arg(&p1, args[0], &err) < 0 || load_genome_arg(&p2, args[1], &err) < 0) {
+		if (cli_load_genome(&p1, args[0], &err) < 0 || cli_load_genome(&p2, args[1], &err) < 0) {
 			rc = cli_fail(&err);
 		} else if (in_space(&p1, space, &rng, &err) < 0 || in_space(&p2, space, &rng, &err) < 0) {
 			tl_err_prefix(&err, "genome cross: a parent is not in space %s", o.space);

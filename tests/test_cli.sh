@@ -4,6 +4,7 @@
 # version, and the database commands on real files.
 set -u
 TAILOR=${1:?usage: test_cli.sh PATH_TO_TAILOR}
+case "$TAILOR" in /*) ;; *) TAILOR="$PWD/$TAILOR" ;; esac
 fails=0
 checks=0
 tmp=$(mktemp -d)

@@ -1,0 +1,74 @@
+/*
+ * cli/genome_arg.c: the GENOME argument every command accepts: a file (text
+ * or JSON), a preset name from examples/genomes (e.g. lfm2-350m), '-' for
+ * standard input, or the text form itself ("tailor-genome/1 ...").
+ */
+#include "cli.h"
+#include "genome.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Directory of the running executable, for finding the presets. */
+static void exe_dir(char *out, size_t n)
+{
+	ssize_t len = readlink("/proc/self/exe", out, n - 1);
+	if (len <= 0) {
+		tl_strlcpy(out, ".", n);
+		return;
+	}
+	out[len] = '\0';
+	char *slash = strrchr(out, '/');
+	if (slash)
+		*slash = '\0';
+}
+
+static bool preset_name(const char *s)
+{
+	if (*s == '\0' || strlen(s) > 64)
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '.' ||
+		      *s == '_' || *s == '+'))
+			return false;
+	return true;
+}
+
+int cli_load_genome(struct genome *g, const char *arg, tl_err *err)
+{
+	if (strcmp(arg, "-") == 0) {
+		char *text = NULL;
+		int rc = tl_file_read(&text, NULL, "/dev/stdin", 16u << 20, err);
+		if (rc < 0)
+			return rc;
+		rc = genome_parse(g, text, "stdin", err);
+		free(text);
+		return rc;
+	}
+	if (strncmp(arg, "tailor-genome/", 14) == 0 || arg[0] == '{')
+		return genome_parse(g, arg, "argument", err);
+	if (access(arg, F_OK) == 0)
+		return genome_load(g, arg, err);
+	if (preset_name(arg)) {
+		char dir[PATH_MAX], path[PATH_MAX + 128];
+		const char *env = getenv("TAILOR_GENOMES");
+		if (env && *env) {
+			snprintf(path, sizeof path, "%s/%s.json", env, arg);
+			if (access(path, F_OK) == 0)
+				return genome_load(g, path, err);
+		}
+		exe_dir(dir, sizeof dir);
+		static const char *const rel[] = {"/../../examples/genomes", "/../examples/genomes",
+		                                  "/../share/tailor/genomes"};
+		for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+			snprintf(path, sizeof path, "%s%s/%s.json", dir, rel[i], arg);
+			if (access(path, F_OK) == 0)
+				return genome_load(g, path, err);
+		}
+	}
+	return tl_err_set(err, TL_EUSAGE,
+	                  "genome: %s: no such file or preset (give a file, a preset such as "
+	                  "lfm2-350m, '-' or the text form)", arg);
+}
