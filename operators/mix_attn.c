@@ -16,9 +16,11 @@
  *    the specification the fast path is tested against;
  *  - the fast path (op_attn_prefill / op_attn_step / the ranges), SIMD where
  *    the build has it (MIX_ISA_* in mix_int.h: AVX-512, AVX2+F16C+FMA, NEON;
- *    plain C otherwise). Per KV head g it takes a tile of query rows (up to
- *    ATTN_TILE_ROWS: a few queries x the G heads that read g; decode: the G
- *    heads) through the keys in blocks of ATTN_KB positions:
+ *    plain C otherwise). Per KV head g it takes a tile of query rows (prefill:
+ *    ATTN_TILE_ROWS, a few queries x the G heads that read g; decode: the G
+ *    heads, for all KV heads of the call in the same pass, so the cache is
+ *    read position after position as one stream) through the keys in blocks
+ *    of ATTN_KB positions:
  *      scores  S = q.k * scale for every row and key of the block: each K row
  *              is loaded (f16 -> f32) once for 4 rows, fused multiply-adds,
  *              4 keys' partial sums reduced together;
@@ -33,6 +35,10 @@
  *    all of those agree bit for bit (tests/test_mix.c), and differ from the
  *    reference by f32 rounding only (block-wise softmax, FMA, a polynomial
  *    exp of ~1 ulp in the SIMD builds).
+ *
+ * Threads: op_attn_append writes the caches once; the attention of what it
+ * appended only reads them, so KV heads (op_attn_*_range) or (KV head,
+ * query tile) units (op_attn_job_run) can run on different threads.
  */
 #include "op_mix.h"
 #include "mix_int.h"
