@@ -59,8 +59,14 @@ size_t op_matmul_scratch_bytes(enum op_dtype wt, int64_t K, int64_t N)
 {
 	if (!is_quant(wt) || N <= 0)
 		return 0;
-	if (N < GEMM_MIN_N)
-		return op_isa_gemv_xbytes(wt, K) + OP_ALIGN;
+	if (N < GEMM_MIN_N) {
+		size_t b = op_isa_gemv_xbytes(wt, K);
+#if OP_WMAT_ROWS > 1
+		if (op_isa_wmat_xbytes(K) > b)
+			b = op_isa_wmat_xbytes(K);
+#endif
+		return b + OP_ALIGN;
+	}
 	return (size_t)((N + OP_GEMM_NC - 1) / OP_GEMM_NC) * op_xgroup_bytes(K) + OP_ALIGN;
 }
 
@@ -128,6 +134,7 @@ typedef struct gemm_job {
 	int64_t ngroups;   /* ceil(N / OP_GEMM_NC) */
 	int64_t npanels;   /* ceil(M / OP_GEMM_PR) */
 	int64_t nchunks;   /* the groups are cut in this many ranges */
+	bool wmat;         /* W in the interleaved layout (op_wmat) */
 } gemm_job;
 
 /* Phase 1: quantize the rows of X into the grouped layout, whole groups per
@@ -178,6 +185,19 @@ static void gemm_quantize_run(void *arg, int ith, int nth)
 static void prefetch_panel(const gemm_job *j, int64_t p, int64_t b0, int64_t nb)
 {
 	int64_t r0 = p * OP_GEMM_PR;
+#if OP_WMAT_ROWS > 1
+	if (j->wmat) {
+		size_t rec = op_wmat_rec_bytes(j->wt);
+		int64_t nbk = j->K / OP_QK;
+		for (int64_t G = r0 / OP_WMAT_ROWS; G < (r0 + OP_GEMM_PR) / OP_WMAT_ROWS &&
+		                                    G * OP_WMAT_ROWS < j->M; G++) {
+			const uint8_t *a = (const uint8_t *)j->W + (size_t)(G * nbk + b0) * rec;
+			for (size_t off = 0; off < (size_t)nb * rec; off += 64)
+				__builtin_prefetch(a + off);
+		}
+		return;
+	}
+#endif
 	size_t blk = op_row_bytes(j->wt, OP_QK);
 	for (int64_t r = r0; r < r0 + OP_GEMM_PR && r < j->M; r++) {
 		const uint8_t *a = (const uint8_t *)j->W + (size_t)r * j->row_bytes + (size_t)b0 * blk;
@@ -209,7 +229,12 @@ static void gemm_compute_run(void *arg, int ith, int nth)
 			int nrows = (int)(j->M - r0 < OP_GEMM_PR ? j->M - r0 : OP_GEMM_PR);
 			if (p != packed) {
 				prefetch_panel(j, p + 1, b0, nb);
-				op_isa_gemm_pack(j->wt, j->W, j->row_bytes, j->M, r0, b0, nb, buf);
+#if OP_WMAT_ROWS > 1
+				if (j->wmat)
+					op_isa_wmat_gemm_pack(j->wt, j->W, j->M, j->K, r0, b0, nb, buf);
+				else
+#endif
+					op_isa_gemm_pack(j->wt, j->W, j->row_bytes, j->M, r0, b0, nb, buf);
 				packed = p;
 			}
 			int64_t g0 = j->ngroups * ch / j->nchunks, g1 = j->ngroups * (ch + 1) / j->nchunks;
@@ -217,6 +242,9 @@ static void gemm_compute_run(void *arg, int ith, int nth)
 		}
 	}
 }
+
+static void gemm_run(op_pool *pool, enum op_dtype wt, const void *W, size_t row_bytes, int64_t M,
+                     int64_t K, const float *X, int64_t N, float *Y, void *xq, bool wmat);
 
 void op_matmul(op_pool *pool, enum op_dtype wt, const void *W, int64_t M, int64_t K,
                const float *X, int64_t N, float *Y, void *scratch)
@@ -246,7 +274,13 @@ void op_matmul(op_pool *pool, enum op_dtype wt, const void *W, int64_t M, int64_
 		}
 		return;
 	}
-	gemm_job j = {wt, W, row_bytes, M, K, N, X, Y, {wt, xq, op_xgroup_bytes(K), N}, 0, 0, 1};
+	gemm_run(pool, wt, W, row_bytes, M, K, X, N, Y, xq, false);
+}
+
+static void gemm_run(op_pool *pool, enum op_dtype wt, const void *W, size_t row_bytes, int64_t M,
+                     int64_t K, const float *X, int64_t N, float *Y, void *xq, bool wmat)
+{
+	gemm_job j = {wt, W, row_bytes, M, K, N, X, Y, {wt, xq, op_xgroup_bytes(K), N}, 0, 0, 1, wmat};
 	j.ngroups = (N + OP_GEMM_NC - 1) / OP_GEMM_NC;
 	j.npanels = (M + OP_GEMM_PR - 1) / OP_GEMM_PR;
 	/* Enough items for every thread (two each, so uneven panels even out),
@@ -256,6 +290,138 @@ void op_matmul(op_pool *pool, enum op_dtype wt, const void *W, int64_t M, int64_
 		j.nchunks *= 2;
 	op_pool_run(pool, gemm_quantize_run, &j);
 	op_pool_run(pool, gemm_compute_run, &j);
+}
+
+/* ---- weight matrices in the runtime layout ------------------------------- */
+
+int op_wmat_group_rows(enum op_dtype wt)
+{
+	return is_quant(wt) ? OP_WMAT_ROWS : 1;
+}
+
+size_t op_wmat_bytes(enum op_dtype wt, int64_t M, int64_t K)
+{
+	int64_t g = op_wmat_group_rows(wt);
+	return (size_t)((M + g - 1) / g * g) * op_row_bytes(wt, K);
+}
+
+void op_wmat_pack(enum op_dtype wt, const void *rows, int64_t r0, int64_t n, int64_t M, int64_t K,
+                  void *P)
+{
+	size_t rb = op_row_bytes(wt, K);
+	int64_t gr = op_wmat_group_rows(wt);
+	if (n == 0)
+		return;
+	assert(r0 % gr == 0 && r0 + n <= M && (n % gr == 0 || r0 + n == M));
+	if (gr == 1) {
+		memcpy((uint8_t *)P + (size_t)r0 * rb, rows, (size_t)n * rb);
+		return;
+	}
+#if OP_WMAT_ROWS > 1
+	int64_t nb = K / OP_QK;
+	size_t rec = op_wmat_rec_bytes(wt);
+	for (int64_t G = r0 / gr; G * gr < r0 + n; G++) {
+		for (int64_t b = 0; b < nb; b++) {
+			uint8_t *o = (uint8_t *)P + (size_t)(G * nb + b) * rec;
+			memset(o, 0, rec);
+			for (int i = 0; i < OP_WMAT_ROWS; i++) {
+				int64_t r = G * gr + i;
+				if (r >= r0 + n)
+					break;
+				const uint8_t *row = (const uint8_t *)rows + (size_t)(r - r0) * rb;
+				if (wt == OP_Q4_0) {
+					const op_block_q4_0 *blk = (const op_block_q4_0 *)row + b;
+					memcpy(o + 2 * i, &blk->d, 2);
+					for (int j = 0; j < 4; j++)
+						memcpy(o + OP_WMAT_SCALES + 64 * j + 4 * i, blk->qs + 4 * j, 4);
+				} else {
+					const op_block_q8_0 *blk = (const op_block_q8_0 *)row + b;
+					memcpy(o + 2 * i, &blk->d, 2);
+					for (int g = 0; g < 8; g++)
+						for (int k = 0; k < 4; k++)
+							o[OP_WMAT_SCALES + 64 * g + 4 * i + k] =
+								(uint8_t)(blk->qs[4 * g + k] + 128);
+				}
+			}
+		}
+	}
+#endif
+}
+
+void op_wmat_row(enum op_dtype wt, const void *P, int64_t M, int64_t K, int64_t r, float *x)
+{
+	assert(r >= 0 && r < M);
+	(void)M;
+	int64_t gr = op_wmat_group_rows(wt);
+	if (gr == 1) {
+		op_dequantize_row(wt, (const uint8_t *)P + (size_t)r * op_row_bytes(wt, K), x, K);
+		return;
+	}
+#if OP_WMAT_ROWS > 1
+	int64_t nb = K / OP_QK, G = r / gr;
+	int i = (int)(r % gr);
+	size_t rec = op_wmat_rec_bytes(wt);
+	for (int64_t b = 0; b < nb; b++) {
+		const uint8_t *o = (const uint8_t *)P + (size_t)(G * nb + b) * rec;
+		op_f16 dh;
+		memcpy(&dh, o + 2 * i, 2);
+		float d = op_f16_to_f32(dh);
+		float *xb = x + b * OP_QK;
+		if (wt == OP_Q4_0) {
+			for (int j = 0; j < 4; j++)
+				for (int k = 0; k < 4; k++) {
+					uint8_t v = o[OP_WMAT_SCALES + 64 * j + 4 * i + k];
+					xb[4 * j + k] = d * (float)((v & 0x0f) - 8);
+					xb[16 + 4 * j + k] = d * (float)((v >> 4) - 8);
+				}
+		} else {
+			for (int g = 0; g < 8; g++)
+				for (int k = 0; k < 4; k++)
+					xb[4 * g + k] = d * (float)(o[OP_WMAT_SCALES + 64 * g + 4 * i + k] - 128);
+		}
+	}
+#endif
+}
+
+#if OP_WMAT_ROWS > 1
+typedef struct wgemv_job {
+	enum op_dtype wt;
+	const void *P;
+	int64_t M, K;
+	const void *xq;
+	float *y;
+} wgemv_job;
+
+static void wgemv_run(void *arg, int ith, int nth)
+{
+	const wgemv_job *j = arg;
+	int64_t ng = (j->M + OP_WMAT_ROWS - 1) / OP_WMAT_ROWS;
+	int64_t G0 = ng * ith / nth, G1 = ng * (ith + 1) / nth;
+	if (G1 > G0)
+		op_isa_wmat_gemv(j->wt, j->P, j->K, G0, G1, j->M, j->xq, j->y + G0 * OP_WMAT_ROWS);
+}
+#endif
+
+void op_wmat_matmul(op_pool *pool, enum op_dtype wt, const void *P, int64_t M, int64_t K,
+                    const float *X, int64_t N, float *Y, void *scratch)
+{
+	if (op_wmat_group_rows(wt) == 1 || M == 0 || N == 0 || K == 0) {
+		op_matmul(pool, wt, P, M, K, X, N, Y, scratch);
+		return;
+	}
+#if OP_WMAT_ROWS > 1
+	assert(K % OP_QK == 0 && scratch != NULL);
+	void *xq = op_align_ptr(scratch);
+	if (N < GEMM_MIN_N) {
+		for (int64_t n = 0; n < N; n++) {
+			op_isa_wmat_prepare(wt, X + n * K, K, xq);
+			wgemv_job j = {wt, P, M, K, xq, Y + n * M};
+			op_pool_run(pool, wgemv_run, &j);
+		}
+		return;
+	}
+	gemm_run(pool, wt, P, op_row_bytes(wt, K), M, K, X, N, Y, xq, true);
+#endif
 }
 
 /* ---- reference ----------------------------------------------------------- */

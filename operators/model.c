@@ -93,9 +93,11 @@ static enum op_dtype mat_type(enum op_dtype want, int64_t K)
 	return want;
 }
 
+/* Bytes of a matrix in the runtime layout (op_wmat: quantized rows
+ * interleaved for the build's kernels where it has such a layout). */
 static size_t mat_bytes(enum op_dtype t, int64_t rows, int64_t K)
 {
-	return (size_t)rows * op_row_bytes(t, K);
+	return op_wmat_bytes(t, rows, K);
 }
 
 static int64_t group_blocks(const op_layer *l, int g)
@@ -156,17 +158,28 @@ typedef struct fill_task {
 	int n_jobs;
 	uint64_t seed;
 	int64_t max_k;
-	float *rowbuf; /* nth * max_k */
+	float *rowbuf;  /* nth * max_k */
+	uint8_t *grpbuf; /* nth * FILL_GROUP_BYTES(max_k): a group of plain rows */
 } fill_task;
 
+/* A group of rows of the runtime layout as plain rows, f32 at most. */
+#define FILL_GROUP_ROWS 16
+#define FILL_GROUP_BYTES(max_k) ((size_t)FILL_GROUP_ROWS * (size_t)(max_k) * sizeof(float))
+
+/* Each thread takes whole groups of the runtime layout: the rows are drawn
+ * and quantized into a small buffer, then packed into place. */
 static void fill_rows(void *arg, int ith, int nth)
 {
 	fill_task *t = arg;
 	float *buf = t->rowbuf + (size_t)ith * (size_t)t->max_k;
+	uint8_t *grp = t->grpbuf + (size_t)ith * FILL_GROUP_BYTES(t->max_k);
 	for (int j = 0; j < t->n_jobs; j++) {
 		fill_job *job = &t->jobs[j];
 		size_t rb = op_row_bytes(job->type, job->K);
-		for (int64_t r = ith; r < job->rows; r += nth) {
+		int64_t gr = op_wmat_group_rows(job->type);
+		int64_t ng = (job->rows + gr - 1) / gr;
+		for (int64_t G = ith; G < ng; G += nth)
+		for (int64_t r = G * gr; r < (G + 1) * gr && r < job->rows; r++) {
 			if (job->ones) {
 				for (int64_t k = 0; k < job->K; k++)
 					buf[k] = 1.0f;
@@ -177,7 +190,10 @@ static void fill_rows(void *arg, int ith, int nth)
 				for (int64_t k = 0; k < job->K; k++)
 					buf[k] = (tl_rng_float(&rng) - 0.5f) * scale;
 			}
-			op_quantize_row(job->type, buf, (char *)job->dst + (size_t)r * rb, job->K);
+			op_quantize_row(job->type, buf, grp + (size_t)(r - G * gr) * rb, job->K);
+			if (r + 1 == (G + 1) * gr || r + 1 == job->rows)
+				op_wmat_pack(job->type, grp, G * gr, r + 1 - G * gr, job->rows, job->K,
+				             job->dst);
 		}
 	}
 }
@@ -219,7 +235,10 @@ static void layout_weights(op_model *m, arena *ar, fill_job *jobs, int *n_jobs)
 		for (int g = 0; g < OP_NGROUPS; g++) {
 			if (l->xowner[g] != i)
 				continue; /* feature from another layer: no projection here */
-			if (l->wowner[g] != i || l->proj_chmix[g] != OP_CH_DENSE)
+			/* (the runtime layout of a fused matrix is its parts' end to
+			 * end only when every part is whole groups of rows) */
+			if (l->wowner[g] != i || l->proj_chmix[g] != OP_CH_DENSE ||
+			    l->width[g] % op_wmat_group_rows(t0) != 0)
 				fusable = false;
 		}
 		size_t fused_off = ar->off;
@@ -474,8 +493,11 @@ int op_model_create(op_model **out, const op_arch *a, const op_model_cfg *cfg, o
 		if (jobs[j].K > max_k)
 			max_k = jobs[j].K;
 	int nth = pool ? op_pool_size(pool) : 1;
-	fill_task ft = {jobs, n_jobs, cfg->seed, max_k, malloc((size_t)(nth * max_k) * sizeof(float))};
-	if (ft.rowbuf == NULL) {
+	fill_task ft = {jobs, n_jobs, cfg->seed, max_k, malloc((size_t)(nth * max_k) * sizeof(float)),
+	                malloc((size_t)nth * FILL_GROUP_BYTES(max_k))};
+	if (ft.rowbuf == NULL || ft.grpbuf == NULL) {
+		free(ft.rowbuf);
+		free(ft.grpbuf);
 		free(jobs);
 		op_model_free(m);
 		return tl_err_set(err, TL_ENOMEM, "model: out of memory");
@@ -485,6 +507,7 @@ int op_model_create(op_model **out, const op_arch *a, const op_model_cfg *cfg, o
 	else
 		fill_rows(&ft, 0, 1);
 	free(ft.rowbuf);
+	free(ft.grpbuf);
 	free(jobs);
 
 	/* state and activations */
@@ -553,7 +576,7 @@ void op_model_reset(op_model *m)
 static void matmul(op_model *m, enum op_dtype t, const void *W, int64_t rows, int64_t K,
                    const float *X, int64_t T, float *Y)
 {
-	op_matmul(m->pool, t, W, rows, K, X, T, Y, m->mm_scratch);
+	op_wmat_matmul(m->pool, t, W, rows, K, X, T, Y, m->mm_scratch);
 }
 
 /* Group g's features for T rows of xn into dst (T, width). */
@@ -736,10 +759,8 @@ static int layer_forward(op_model *m, int i, int T, int64_t pos0, tl_err *err)
 static void embed_rows(op_model *m, const int32_t *tokens, int T)
 {
 	int64_t d = m->a.d_model;
-	size_t rb = op_row_bytes(m->etype, d);
 	for (int t = 0; t < T; t++)
-		op_dequantize_row(m->etype, (const char *)m->embed + (size_t)tokens[t] * rb, m->x + t * d,
-		                  d);
+		op_wmat_row(m->etype, m->embed, m->a.vocab, d, tokens[t], m->x + t * d);
 }
 
 /* Logits of row `row` of m->x. */

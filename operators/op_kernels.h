@@ -193,6 +193,39 @@ size_t op_matmul_scratch_bytes(enum op_dtype wt, int64_t K, int64_t N);
 int op_matmul_ref(enum op_dtype wt, const void *W, int64_t M, int64_t K,
                   const float *X, int64_t N, float *Y, tl_err *err);
 
+/* ---- weight matrices in the runtime layout (op_wmat) --------------------- */
+
+/* A model's quantized matrices are stored once, at load, in the layout the
+ * build's kernels read fastest; op_wmat_matmul then does what op_matmul does
+ * on plain rows, within the same bound, thread-count independent.
+ *
+ * The layout: on AVX-512 builds, q8_0 and q4_0 rows are interleaved in groups
+ * of OP_WMAT_ROWS = 16 rows (the last group padded with zero rows): for each
+ * group, for each block of 32 columns, one record of the 16 rows' f16 scales
+ * followed by their quants arranged as 16 rows x 4 bytes per 64-byte vector
+ * (q4_0: vector j holds each row's bytes qs[4j..4j+3], whose low nibbles are
+ * elements 4j.. and high nibbles 16 + 4j..; q8_0: vector g holds elements
+ * 4g..4g+3 of each row as unsigned bytes q + 128). The bytes per weight are
+ * ggml's (18 / 34 per block of a row); a GEMV reads them as one stream and
+ * multiplies 16 rows per instruction, and the prefill GEMM's packing is a
+ * nibble split. Every other dtype, and every other build, keeps plain rows
+ * (op_wmat_group_rows() == 1), and op_wmat_matmul is op_matmul.
+ *
+ * op_wmat_pack takes n consecutive plain rows (row_bytes apart) that are rows
+ * r0 .. r0 + n - 1 of an M-row matrix and writes them into P; r0 is a
+ * multiple of op_wmat_group_rows(), and n is too unless r0 + n == M. Groups
+ * can be packed by different threads. */
+int op_wmat_group_rows(enum op_dtype wt);
+size_t op_wmat_bytes(enum op_dtype wt, int64_t M, int64_t K);
+void op_wmat_pack(enum op_dtype wt, const void *rows, int64_t r0, int64_t n, int64_t M, int64_t K,
+                  void *P);
+/* Row r of the matrix, dequantized (exactly op_dequantize_row of the plain row). */
+void op_wmat_row(enum op_dtype wt, const void *P, int64_t M, int64_t K, int64_t r, float *x);
+/* Y[N][M] = X[N][K] · W^T for W in the runtime layout; scratch of
+ * op_matmul_scratch_bytes(wt, K, N). The contract of op_matmul. */
+void op_wmat_matmul(op_pool *pool, enum op_dtype wt, const void *P, int64_t M, int64_t K,
+                    const float *X, int64_t N, float *Y, void *scratch);
+
 /* ---- probes (tailor bench --bandwidth) ----------------------------------- */
 
 /* Streaming bandwidth over a buffer of `bytes` (allocated here, first touched

@@ -49,7 +49,9 @@
 #define OP_UNROLL _Pragma("GCC unroll 16")
 
 /* How far ahead the GEMV prefetches its weight stream (see dot_x86.c). */
+#ifndef OP_PREFETCH_BYTES
 #define OP_PREFETCH_BYTES 8192
+#endif
 
 #define OP_ALIGN 64 /* alignment of every internal buffer: a cache line, a zmm */
 
@@ -149,6 +151,35 @@ void op_isa_gemm_pack(enum op_dtype wt, const void *W, size_t row_bytes, int64_t
  * nb - 1 of K. */
 void op_isa_gemm_tile(const void *buf, int64_t nb, const op_xpack *x, int64_t b0, int64_t g0,
                       int64_t g1, float *Y, int64_t ldy, int64_t r0, int nrows, bool accumulate);
+
+/* ---- weight matrices in the runtime layout (op_kernels.h, op_wmat) ------- */
+
+/* Interleaved groups: AVX-512 builds (dot_x86.c provides the kernels below);
+ * 1 elsewhere (plain rows, op_matmul). */
+#if defined(OP_ISA_AVX512)
+#define OP_WMAT_ROWS 16
+/* One record: 16 f16 scales, then the quants (see op_kernels.h). */
+#define OP_WMAT_SCALES 32
+static inline size_t op_wmat_rec_bytes(enum op_dtype wt)
+{
+	return wt == OP_Q4_0 ? OP_WMAT_SCALES + 256 : OP_WMAT_SCALES + 512;
+}
+/* The activation for op_isa_wmat_gemv: quants[K] (padded to OP_ALIGN), then
+ * nb float scales, then nb int32 biases (-off * block sum, off 8 for q4_0
+ * and 128 for q8_0). op_isa_wmat_xbytes bytes at an OP_ALIGN address. */
+size_t op_isa_wmat_xbytes(int64_t K);
+void op_isa_wmat_prepare(enum op_dtype wt, const float *x, int64_t K, void *xq);
+/* y[r] for the rows of groups G0 .. G1 - 1 that are < M (y indexed from
+ * row G0 * 16). */
+void op_isa_wmat_gemv(enum op_dtype wt, const void *P, int64_t K, int64_t G0, int64_t G1,
+                      int64_t M, const void *xq, float *y);
+/* op_isa_gemm_pack's panel (rows r0 .. r0 + 31, blocks b0 .. b0 + nb - 1)
+ * from the interleaved layout. */
+void op_isa_wmat_gemm_pack(enum op_dtype wt, const void *P, int64_t M, int64_t K, int64_t r0,
+                           int64_t b0, int64_t nb, void *buf);
+#else
+#define OP_WMAT_ROWS 1
+#endif
 
 /* Which file provides what: the ISA files provide the dot products and the
  * q8 quantizer (scalar build: quant.c), the GEMV (scalar build: matmul.c)

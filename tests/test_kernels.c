@@ -523,6 +523,26 @@ static void test_matmul(tl_rng *rng, op_pool *pool2)
 					to_dtype(wt, Wf + m * K, W + (size_t)m * rb, K);
 					op_dequantize_row(wt, W + (size_t)m * rb, What + m * K, K);
 				}
+				/* the runtime layout: packed in two pieces (a first group
+				 * apart, as threads pack them), every row read back exactly */
+				size_t pb = op_wmat_bytes(wt, M, K);
+				uint8_t *P = xmalloc(pb);
+				memset(P, 0xa5, pb);
+				int64_t gr = op_wmat_group_rows(wt), cut = M > gr ? gr : M;
+				op_wmat_pack(wt, W, 0, cut, M, K, P);
+				op_wmat_pack(wt, W + (size_t)cut * rb, cut, M - cut, M, K, P);
+				CHECK(pb >= (size_t)M * rb && pb < (size_t)(M + gr) * rb);
+				{
+					float *row = xmalloc((size_t)K * sizeof(float));
+					int bad = 0;
+					for (int64_t m = 0; m < M; m++) {
+						op_wmat_row(wt, P, M, K, m, row);
+						bad += memcmp(row, What + m * K, (size_t)K * sizeof(float)) != 0;
+					}
+					CHECK_MSG(bad == 0, "wmat_row %s M %lld K %lld: %d rows differ",
+					          op_dtype_name(wt), (long long)M, (long long)K, bad);
+					free(row);
+				}
 				for (size_t ni = 0; ni < 7; ni++) {
 					int64_t N = Ns[ni];
 					for (int64_t n = 0; n < N; n++) {
@@ -552,8 +572,17 @@ static void test_matmul(tl_rng *rng, op_pool *pool2)
 						          op_dtype_name(wt), (long long)N, (long long)M, (long long)K, bad);
 						free(Yr);
 					}
-					op_matmul(NULL, wt, W, M, K, X, N, Y1, scratch);
-					op_matmul(pool2, wt, W, M, K, X, N, Y2, scratch);
+					for (int pass = 0; pass < 2; pass++) {
+					if (pass == 0) {
+						op_matmul(NULL, wt, W, M, K, X, N, Y1, scratch);
+						op_matmul(pool2, wt, W, M, K, X, N, Y2, scratch);
+					} else {
+						/* the same product on the runtime layout */
+						for (size_t i = 0; i < ny + 16; i++)
+							Y1[i] = Y2[i] = NAN;
+						op_wmat_matmul(NULL, wt, P, M, K, X, N, Y1, scratch);
+						op_wmat_matmul(pool2, wt, P, M, K, X, N, Y2, scratch);
+					}
 					int bad = 0;
 					for (size_t i = 0; i < ny; i++) {
 						/* the bound of op_kernels.h, plus the final rounding */
@@ -572,13 +601,16 @@ static void test_matmul(tl_rng *rng, op_pool *pool2)
 					for (size_t i = ny; i < ny + 16; i++)
 						if (!isnan(Y1[i]) || !isnan(Y2[i]))
 							bad++;
-					CHECK_MSG(bad == 0, "matmul %s N %lld M %lld K %lld: %d bad", op_dtype_name(wt),
+					CHECK_MSG(bad == 0, "%s %s N %lld M %lld K %lld: %d bad",
+					          pass ? "wmat_matmul" : "matmul", op_dtype_name(wt),
 					          (long long)N, (long long)M, (long long)K, bad);
+					}
 					free(Y1);
 					free(Y2);
 					free(scratch);
 				}
 				free(W);
+				free(P);
 			}
 		}
 	}
