@@ -55,9 +55,12 @@ static inline float f16_to_f32(op_f16 h) { return _cvtsh_ss(h); }
  * 4096 x 4096 GEMV over matrices past the LLC: 6.3 GB/s without, 19 GB/s
  * with, flat from 4 to 16 KB ahead. Prefetches past the end of W are
  * harmless (they never fault). */
+#ifndef OP_PREFETCH_HINT
+#define OP_PREFETCH_HINT _MM_HINT_T0
+#endif
 static inline void prefetch(const void *p)
 {
-	_mm_prefetch((const char *)p + OP_PREFETCH_BYTES, _MM_HINT_T0);
+	_mm_prefetch((const char *)p + OP_PREFETCH_BYTES, OP_PREFETCH_HINT);
 }
 
 static inline float hsum256_ps(__m256 v)
@@ -523,7 +526,8 @@ void op_isa_gemv(enum op_dtype wt, const void *W, size_t row_bytes, int64_t r0, 
  * q4_0 record (288 bytes): 4 loads, 12 nibble ops, 8 vpdpbusd and 6 for the
  * scales, against ~40 for the same weights row by row (gemv_q4_pair): the
  * rows-at-a-time kernel above is compute bound at about 17 GB/s per core, this
- * one streams at the memory's pace. */
+ * one at about 28 (hot in the cache), and from memory it streams at the read
+ * probe's pace (see wmat_groups). */
 
 size_t op_isa_wmat_xbytes(int64_t K)
 {
@@ -555,60 +559,102 @@ static ALWAYS_INLINE __m512i bcast4(const int8_t *p)
 	return _mm512_set1_epi32(load_i32(p));
 }
 
-/* One row group: 16 results. */
-static ALWAYS_INLINE __m512 wmat_group(enum op_dtype wt, const uint8_t *rec, int64_t nb,
-                                       const int8_t *qs, const float *d, const int32_t *bias)
+/* NG row groups side by side (NG independent streams, each activation
+ * broadcast used NG times): out[i] = the 16 results of group i, whose
+ * records start at rec + i * stride. More than one group in flight is what
+ * lets the integer work overlap the memory stream (measured on the LFM2-350M
+ * matmuls past the LLC, 2 threads, q4_0: 20 GB/s with one group, 23 with two,
+ * 26-28 with four or eight, as fast as the read probe; 1 thread: 10, 13, 14). */
+#ifndef OP_WMAT_NG
+#define OP_WMAT_NG 4
+#endif
+static ALWAYS_INLINE void wmat_groups(enum op_dtype wt, int NG, const uint8_t *rec, size_t stride,
+                                      int64_t nb, const int8_t *qs, const float *d,
+                                      const int32_t *bias, __m512 *out)
 {
 	const __m512i low4 = _mm512_set1_epi8(0x0f);
-	__m512 acc0 = _mm512_setzero_ps(), acc1 = acc0;
-	if (wt == OP_Q4_0) {
-		const size_t R = OP_WMAT_SCALES + 256;
-		for (int64_t b = 0; b < nb; b++, rec += R) {
-			for (int l = 0; l < 5; l++)
-				prefetch(rec + 64 * l);
-			const int8_t *xb = qs + b * OP_QK;
-			__m512i lo = _mm512_set1_epi32(bias[b]), hi = _mm512_setzero_si512();
+	__m512 acc[OP_WMAT_NG];
+	OP_UNROLL
+	for (int i = 0; i < NG; i++)
+		acc[i] = _mm512_setzero_ps();
+	const size_t R = op_wmat_rec_bytes(wt);
+	const int lines = (int)((R + 63) / 64);
+	for (int64_t b = 0; b < nb; b++, rec += R) {
+		OP_UNROLL
+		for (int i = 0; i < NG; i++)
+			for (int l = 0; l < lines; l++)
+				prefetch(rec + i * stride + 64 * l);
+		const int8_t *xb = qs + b * OP_QK;
+		__m512 dx = _mm512_set1_ps(wt == OP_Q4_0 ? d[b] * 0.0625f : d[b]);
+		__m512i i0[OP_WMAT_NG], i1[OP_WMAT_NG];
+		OP_UNROLL
+		for (int i = 0; i < NG; i++) {
+			i0[i] = _mm512_set1_epi32(bias[b]);
+			i1[i] = _mm512_setzero_si512();
+		}
+		if (wt == OP_Q4_0) {
+			/* low nibbles are elements 4j.., high ones 16 + 4j..; the high
+			 * nibbles are used in place (16 x their value): 16 i0 + i1 is
+			 * exactly 16 x the block sum, and d / 16 exact */
 			OP_UNROLL
 			for (int j = 0; j < 4; j++) {
-				__m512i v = _mm512_loadu_si512((const void *)(rec + OP_WMAT_SCALES + 64 * j));
-				lo = _mm512_dpbusd_epi32(lo, _mm512_and_si512(v, low4), bcast4(xb + 4 * j));
-				hi = _mm512_dpbusd_epi32(hi, _mm512_and_si512(_mm512_srli_epi16(v, 4), low4),
-				                         bcast4(xb + 16 + 4 * j));
+				__m512i xl = bcast4(xb + 4 * j), xh = bcast4(xb + 16 + 4 * j);
+				OP_UNROLL
+				for (int i = 0; i < NG; i++) {
+					__m512i v = _mm512_loadu_si512(
+						(const void *)(rec + i * stride + OP_WMAT_SCALES + 64 * j));
+					i0[i] = _mm512_dpbusd_epi32(i0[i], _mm512_and_si512(v, low4), xl);
+					i1[i] = _mm512_dpbusd_epi32(i1[i], _mm512_andnot_si512(low4, v), xh);
+				}
 			}
-			__m512 s = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)rec)),
-			                         _mm512_set1_ps(d[b]));
-			__m512 v = _mm512_cvtepi32_ps(_mm512_add_epi32(lo, hi));
-			if (b & 1)
-				acc1 = _mm512_fmadd_ps(v, s, acc1);
-			else
-				acc0 = _mm512_fmadd_ps(v, s, acc0);
-		}
-	} else {
-		const size_t R = OP_WMAT_SCALES + 512;
-		for (int64_t b = 0; b < nb; b++, rec += R) {
-			for (int l = 0; l < 9; l++)
-				prefetch(rec + 64 * l);
-			const int8_t *xb = qs + b * OP_QK;
-			__m512i i0 = _mm512_set1_epi32(bias[b]), i1 = _mm512_setzero_si512();
+		} else {
 			OP_UNROLL
 			for (int g = 0; g < 8; g += 2) {
-				i0 = _mm512_dpbusd_epi32(
-					i0, _mm512_loadu_si512((const void *)(rec + OP_WMAT_SCALES + 64 * g)),
-					bcast4(xb + 4 * g));
-				i1 = _mm512_dpbusd_epi32(
-					i1, _mm512_loadu_si512((const void *)(rec + OP_WMAT_SCALES + 64 * g + 64)),
-					bcast4(xb + 4 * g + 4));
+				__m512i xa = bcast4(xb + 4 * g), xc = bcast4(xb + 4 * g + 4);
+				OP_UNROLL
+				for (int i = 0; i < NG; i++) {
+					const uint8_t *q = rec + i * stride + OP_WMAT_SCALES + 64 * g;
+					i0[i] = _mm512_dpbusd_epi32(i0[i], _mm512_loadu_si512((const void *)q), xa);
+					i1[i] = _mm512_dpbusd_epi32(i1[i], _mm512_loadu_si512((const void *)(q + 64)),
+					                            xc);
+				}
 			}
-			__m512 s = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)rec)),
-			                         _mm512_set1_ps(d[b]));
-			__m512 v = _mm512_cvtepi32_ps(_mm512_add_epi32(i0, i1));
-			if (b & 1)
-				acc1 = _mm512_fmadd_ps(v, s, acc1);
-			else
-				acc0 = _mm512_fmadd_ps(v, s, acc0);
+		}
+		OP_UNROLL
+		for (int i = 0; i < NG; i++) {
+			__m512 s = _mm512_mul_ps(
+				_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(rec + i * stride))), dx);
+			__m512i t = wt == OP_Q4_0 ? _mm512_add_epi32(_mm512_slli_epi32(i0[i], 4), i1[i])
+			                          : _mm512_add_epi32(i0[i], i1[i]);
+			acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), s, acc[i]);
 		}
 	}
-	return _mm512_add_ps(acc0, acc1);
+	OP_UNROLL
+	for (int i = 0; i < NG; i++)
+		out[i] = acc[i];
+}
+
+static ALWAYS_INLINE void wmat_gemv_t(enum op_dtype wt, const uint8_t *P, int64_t nb, int64_t G0,
+                                      int64_t G1, int64_t M, const int8_t *qs, const float *d,
+                                      const int32_t *bias, float *y)
+{
+	size_t stride = (size_t)nb * op_wmat_rec_bytes(wt);
+	__m512 acc[OP_WMAT_NG];
+	int64_t G = G0;
+	for (; G + OP_WMAT_NG <= G1; G += OP_WMAT_NG) {
+		wmat_groups(wt, OP_WMAT_NG, P + (size_t)G * stride, stride, nb, qs, d, bias, acc);
+		for (int i = 0; i < OP_WMAT_NG; i++) {
+			int64_t valid = M - (G + i) * OP_WMAT_ROWS;
+			__mmask16 m = valid >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << valid) - 1);
+			_mm512_mask_storeu_ps(y + (G + i - G0) * OP_WMAT_ROWS, m, acc[i]);
+		}
+	}
+	for (; G < G1; G++) {
+		wmat_groups(wt, 1, P + (size_t)G * stride, stride, nb, qs, d, bias, acc);
+		int64_t valid = M - G * OP_WMAT_ROWS;
+		__mmask16 m = valid >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << valid) - 1);
+		_mm512_mask_storeu_ps(y + (G - G0) * OP_WMAT_ROWS, m, acc[0]);
+	}
 }
 
 void op_isa_wmat_gemv(enum op_dtype wt, const void *P, int64_t K, int64_t G0, int64_t G1,
@@ -618,15 +664,10 @@ void op_isa_wmat_gemv(enum op_dtype wt, const void *P, int64_t K, int64_t G0, in
 	const int8_t *qs = xq;
 	const float *d = (const float *)((const uint8_t *)xq + op_pad((size_t)K, OP_ALIGN));
 	const int32_t *bias = (const int32_t *)((const uint8_t *)d + op_pad((size_t)nb * 4, OP_ALIGN));
-	size_t rec = op_wmat_rec_bytes(wt);
-	for (int64_t G = G0; G < G1; G++) {
-		const uint8_t *r = (const uint8_t *)P + (size_t)(G * nb) * rec;
-		__m512 acc = wt == OP_Q4_0 ? wmat_group(OP_Q4_0, r, nb, qs, d, bias)
-		                           : wmat_group(OP_Q8_0, r, nb, qs, d, bias);
-		int64_t valid = M - G * OP_WMAT_ROWS;
-		__mmask16 m = valid >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << valid) - 1);
-		_mm512_mask_storeu_ps(y + (G - G0) * OP_WMAT_ROWS, m, acc);
-	}
+	if (wt == OP_Q4_0)
+		wmat_gemv_t(OP_Q4_0, P, nb, G0, G1, M, qs, d, bias, y);
+	else
+		wmat_gemv_t(OP_Q8_0, P, nb, G0, G1, M, qs, d, bias, y);
 }
 
 /* ======================= AVX-512 VNNI GEMM ================================ */

@@ -633,6 +633,26 @@ static int attn_pooled(op_model *m, float *y, const float *q, const float *k, co
 	return 0;
 }
 
+/* The gate of a diagonal layer over the pool: an exp per element, the one
+ * elementwise step of a decode that costs as much as a pool round trip. */
+typedef struct glu_job {
+	float *y;
+	const float *g, *u;
+	size_t n;
+	int act;
+} glu_job;
+
+static void glu_run(void *arg, int ith, int nth)
+{
+	const glu_job *j = arg;
+	size_t units = (j->n + 15) / 16;
+	size_t a = units * (size_t)ith / (size_t)nth * 16, b = units * (size_t)(ith + 1) / (size_t)nth * 16;
+	if (b > j->n)
+		b = j->n;
+	if (b > a)
+		op_glu(j->y + a, j->g + a, j->u + a, b - a, j->act);
+}
+
 /* One layer on T rows at position pos0; m->x updated in place. */
 static int layer_forward(op_model *m, int i, int T, int64_t pos0, tl_err *err)
 {
@@ -744,9 +764,11 @@ static int layer_forward(op_model *m, int i, int T, int64_t pos0, tl_err *err)
 			op_shortconv_prefill(y, f[OP_G_C], f[OP_G_B], f[OP_G_V], w->kernel, s->conv, T,
 			                     (int)l->inner, l->len);
 		break;
-	case OP_DIAGONAL:
-		op_glu(y, f[OP_G_C], f[OP_G_V], (size_t)T * l->inner, l->nonlin);
+	case OP_DIAGONAL: {
+		glu_job gj = {y, f[OP_G_C], f[OP_G_V], (size_t)T * l->inner, l->nonlin};
+		op_pool_run(m->pool, glu_run, &gj);
 		break;
+	}
 	}
 	if (rc < 0)
 		return rc;
