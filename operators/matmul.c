@@ -383,6 +383,39 @@ void op_wmat_row(enum op_dtype wt, const void *P, int64_t M, int64_t K, int64_t 
 #endif
 }
 
+void op_wmat_unpack_row(enum op_dtype wt, const void *P, int64_t M, int64_t K, int64_t r,
+                        void *row)
+{
+	assert(r >= 0 && r < M);
+	(void)M;
+	size_t rb = op_row_bytes(wt, K);
+	int64_t gr = op_wmat_group_rows(wt);
+	if (gr == 1) {
+		memcpy(row, (const uint8_t *)P + (size_t)r * rb, rb);
+		return;
+	}
+#if OP_WMAT_ROWS > 1
+	int64_t nb = K / OP_QK, G = r / gr;
+	int i = (int)(r % gr);
+	size_t rec = op_wmat_rec_bytes(wt);
+	for (int64_t b = 0; b < nb; b++) {
+		const uint8_t *o = (const uint8_t *)P + (size_t)(G * nb + b) * rec;
+		if (wt == OP_Q4_0) {
+			op_block_q4_0 *blk = (op_block_q4_0 *)row + b;
+			memcpy(&blk->d, o + 2 * i, 2);
+			for (int j = 0; j < 4; j++)
+				memcpy(blk->qs + 4 * j, o + OP_WMAT_SCALES + 64 * j + 4 * i, 4);
+		} else {
+			op_block_q8_0 *blk = (op_block_q8_0 *)row + b;
+			memcpy(&blk->d, o + 2 * i, 2);
+			for (int g = 0; g < 8; g++)
+				for (int k = 0; k < 4; k++)
+					blk->qs[4 * g + k] = (int8_t)(o[OP_WMAT_SCALES + 64 * g + 4 * i + k] - 128);
+		}
+	}
+#endif
+}
+
 #if OP_WMAT_ROWS > 1
 typedef struct wgemv_job {
 	enum op_dtype wt;

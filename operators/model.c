@@ -16,7 +16,10 @@
  */
 #include "op_model.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,6 +55,8 @@ struct op_model {
 	/* weights */
 	void *wmem;
 	size_t wbytes;
+	struct fill_job *tensors;     /* every weight tensor, in layout order      */
+	int n_tensors;
 	void *embed;                  /* (vocab rows of d) in etype                */
 	enum op_dtype etype;
 	float *final_norm;
@@ -196,6 +201,161 @@ static void fill_rows(void *arg, int ith, int nth)
 				             job->dst);
 		}
 	}
+}
+
+/* ---- weight files ------------------------------------------------------------------ */
+
+/* A weights file (tailor-weights/1), little-endian:
+ *   "TLWEIGHT"            8 bytes
+ *   version               u32 = 1
+ *   tensors               u32
+ *   layout                32 bytes: SHA-256 of (dtype u32, rows i64, K i64)
+ *                         of every tensor, d_model, vocab and layers
+ *   per tensor, in the model's layout order:
+ *     dtype u32, pad u32, rows i64, K i64, then rows * op_row_bytes(dtype, K)
+ *     bytes of plain rows (ggml's q8_0 / q4_0 blocks, or f32)
+ * The file holds plain rows, whatever the build's kernels prefer, so one
+ * file serves every device; they are packed on load. */
+#define WFILE_MAGIC "TLWEIGHT"
+#define WFILE_VERSION 1u
+
+typedef struct wtensor_hdr {
+	uint32_t dtype, pad;
+	int64_t rows, K;
+} wtensor_hdr;
+
+static void layout_hash(const op_model *m, unsigned char out[32])
+{
+	tl_sha256 h;
+	tl_sha256_init(&h);
+	uint64_t dims[3] = {m->a.d_model, m->a.vocab, (uint64_t)m->a.n_layers};
+	tl_sha256_update(&h, dims, sizeof dims);
+	for (int j = 0; j < m->n_tensors; j++) {
+		wtensor_hdr t = {(uint32_t)m->tensors[j].type, 0, m->tensors[j].rows, m->tensors[j].K};
+		tl_sha256_update(&h, &t, sizeof t);
+	}
+	tl_sha256_final(&h, out);
+}
+
+int op_model_save_weights(const op_model *m, const char *path, tl_err *err)
+{
+	FILE *f = fopen(path, "wb");
+	if (f == NULL)
+		return tl_err_setsub(err, TL_EIO, errno, "weights %s: cannot create: %s", path,
+		                     strerror(errno));
+	uint32_t hdr[2] = {WFILE_VERSION, (uint32_t)m->n_tensors};
+	unsigned char lh[32];
+	layout_hash(m, lh);
+	bool ok = fwrite(WFILE_MAGIC, 8, 1, f) == 1 && fwrite(hdr, sizeof hdr, 1, f) == 1 &&
+	          fwrite(lh, 32, 1, f) == 1;
+	size_t max_rb = 0;
+	for (int j = 0; j < m->n_tensors; j++) {
+		size_t rb = op_row_bytes(m->tensors[j].type, m->tensors[j].K);
+		if (rb > max_rb)
+			max_rb = rb;
+	}
+	void *row = malloc(max_rb ? max_rb : 1);
+	if (row == NULL) {
+		fclose(f);
+		return tl_err_set(err, TL_ENOMEM, "weights %s: out of memory", path);
+	}
+	for (int j = 0; ok && j < m->n_tensors; j++) {
+		const fill_job *t = &m->tensors[j];
+		wtensor_hdr th = {(uint32_t)t->type, 0, t->rows, t->K};
+		ok = fwrite(&th, sizeof th, 1, f) == 1;
+		size_t rb = op_row_bytes(t->type, t->K);
+		for (int64_t r = 0; ok && r < t->rows; r++) {
+			op_wmat_unpack_row(t->type, t->dst, t->rows, t->K, r, row);
+			ok = fwrite(row, rb, 1, f) == 1;
+		}
+	}
+	free(row);
+	int e = errno;
+	if (fclose(f) != 0 && ok) {
+		ok = false;
+		e = errno;
+	}
+	if (!ok) {
+		remove(path);
+		return tl_err_setsub(err, TL_EIO, e, "weights %s: write failed: %s", path, strerror(e));
+	}
+	return 0;
+}
+
+static int load_weights(op_model *m, const char *path, tl_err *err)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		return tl_err_setsub(err, TL_EIO, errno, "weights %s: cannot open: %s", path,
+		                     strerror(errno));
+	int rc = 0;
+	char magic[8];
+	uint32_t hdr[2];
+	unsigned char lh[32], want[32];
+	uint8_t *grp = NULL;
+	if (fread(magic, 8, 1, f) != 1 || memcmp(magic, WFILE_MAGIC, 8) != 0) {
+		rc = tl_err_set(err, TL_EPARSE, "weights %s: not a tailor weights file (no %s header)",
+		                path, WFILE_MAGIC);
+		goto out;
+	}
+	if (fread(hdr, sizeof hdr, 1, f) != 1 || fread(lh, 32, 1, f) != 1) {
+		rc = tl_err_set(err, TL_EPARSE, "weights %s: truncated header", path);
+		goto out;
+	}
+	if (hdr[0] != WFILE_VERSION) {
+		rc = tl_err_set(err, TL_EVERSION, "weights %s: version %u, this runtime reads %u", path,
+		                hdr[0], WFILE_VERSION);
+		goto out;
+	}
+	layout_hash(m, want);
+	if (hdr[1] != (uint32_t)m->n_tensors || memcmp(lh, want, 32) != 0) {
+		/* name the first tensor that differs when the count matches */
+		rc = tl_err_set(err, TL_EINVAL,
+		                "weights %s: saved for another architecture or weight type (%u tensors, "
+		                "this model has %d with other shapes or dtypes): save them from this "
+		                "arch and --quant", path, hdr[1], m->n_tensors);
+		goto out;
+	}
+	size_t max_rb = 0;
+	for (int j = 0; j < m->n_tensors; j++) {
+		size_t rb = op_row_bytes(m->tensors[j].type, m->tensors[j].K);
+		if (rb > max_rb)
+			max_rb = rb;
+	}
+	grp = malloc(FILL_GROUP_ROWS * (max_rb ? max_rb : 1));
+	if (grp == NULL) {
+		rc = tl_err_set(err, TL_ENOMEM, "weights %s: out of memory", path);
+		goto out;
+	}
+	for (int j = 0; j < m->n_tensors; j++) {
+		const fill_job *t = &m->tensors[j];
+		wtensor_hdr th;
+		if (fread(&th, sizeof th, 1, f) != 1 || th.dtype != (uint32_t)t->type ||
+		    th.rows != t->rows || th.K != t->K) {
+			rc = tl_err_set(err, TL_EPARSE, "weights %s: tensor %d of %d: truncated or not "
+			                "the %s %lld x %lld the header promised", path, j, m->n_tensors,
+			                op_dtype_name(t->type), (long long)t->rows, (long long)t->K);
+			goto out;
+		}
+		size_t rb = op_row_bytes(t->type, t->K);
+		int64_t gr = op_wmat_group_rows(t->type);
+		for (int64_t r0 = 0; r0 < t->rows; r0 += gr) {
+			int64_t n = t->rows - r0 < gr ? t->rows - r0 : gr;
+			if (fread(grp, rb, (size_t)n, f) != (size_t)n) {
+				rc = tl_err_set(err, TL_EPARSE, "weights %s: tensor %d of %d: truncated at row "
+				                "%lld of %lld", path, j, m->n_tensors, (long long)r0,
+				                (long long)t->rows);
+				goto out;
+			}
+			op_wmat_pack(t->type, grp, r0, n, t->rows, t->K, t->dst);
+		}
+	}
+	if (fgetc(f) != EOF)
+		rc = tl_err_set(err, TL_EPARSE, "weights %s: trailing bytes after the last tensor", path);
+out:
+	free(grp);
+	fclose(f);
+	return rc;
 }
 
 /* ---- create ------------------------------------------------------------------------- */
@@ -488,6 +648,15 @@ int op_model_create(op_model **out, const op_arch *a, const op_model_cfg *cfg, o
 	ar = (arena){m->wmem, 0};
 	layout_weights(m, &ar, jobs, &n_jobs);
 
+	m->tensors = jobs;
+	m->n_tensors = n_jobs;
+	if (cfg->weights_path) {
+		if (load_weights(m, cfg->weights_path, err) < 0) {
+			op_model_free(m);
+			return err->code;
+		}
+		goto weights_done;
+	}
 	int64_t max_k = 0;
 	for (int j = 0; j < n_jobs; j++)
 		if (jobs[j].K > max_k)
@@ -498,7 +667,6 @@ int op_model_create(op_model **out, const op_arch *a, const op_model_cfg *cfg, o
 	if (ft.rowbuf == NULL || ft.grpbuf == NULL) {
 		free(ft.rowbuf);
 		free(ft.grpbuf);
-		free(jobs);
 		op_model_free(m);
 		return tl_err_set(err, TL_ENOMEM, "model: out of memory");
 	}
@@ -508,7 +676,7 @@ int op_model_create(op_model **out, const op_arch *a, const op_model_cfg *cfg, o
 		fill_rows(&ft, 0, 1);
 	free(ft.rowbuf);
 	free(ft.grpbuf);
-	free(jobs);
+weights_done:
 
 	/* state and activations */
 	ar = (arena){0};
@@ -540,6 +708,7 @@ void op_model_free(op_model *m)
 	if (m == NULL)
 		return;
 	free(m->wmem);
+	free(m->tensors);
 	free(m->smem);
 	free(m->amem);
 	free(m);

@@ -221,6 +221,9 @@ void op_wmat_pack(enum op_dtype wt, const void *rows, int64_t r0, int64_t n, int
                   void *P);
 /* Row r of the matrix, dequantized (exactly op_dequantize_row of the plain row). */
 void op_wmat_row(enum op_dtype wt, const void *P, int64_t M, int64_t K, int64_t r, float *x);
+/* Row r as the plain row it was packed from (op_row_bytes(wt, K) bytes). */
+void op_wmat_unpack_row(enum op_dtype wt, const void *P, int64_t M, int64_t K, int64_t r,
+                        void *row);
 /* Y[N][M] = X[N][K] · W^T for W in the runtime layout; scratch of
  * op_matmul_scratch_bytes(wt, K, N). The contract of op_matmul. */
 void op_wmat_matmul(op_pool *pool, enum op_dtype wt, const void *P, int64_t M, int64_t K,

@@ -6,7 +6,8 @@
  *
  * Every LIV layer is pre-norm residual: x += out_proj(mix(featurize(norm(x)))).
  * Weights are generated on the device from a seed (latency and memory do not
- * depend on trained values; DESIGN.md §4) or, later, loaded from a file.
+ * depend on trained values; DESIGN.md §4) or loaded from a weights file
+ * (op_model_save_weights writes one; a trainer can too).
  *
  * Memory: three allocations, each cut by a size table: weights, state (KV
  * caches, recurrent states, conv buffers) and activations (sized for the
@@ -40,6 +41,8 @@ typedef struct op_model_cfg {
 	int64_t ctx;         /* positions the caches hold (prompt + generated)      */
 	int chunk;           /* largest prefill chunk in tokens (activations)       */
 	uint64_t seed;       /* weights are drawn from PCG32(seed)                  */
+	const char *weights_path; /* NULL: draw them; else load this file
+	                      * (op_model_save_weights) instead                    */
 	float init_std;      /* scale of the random weights                         */
 	float norm_eps;      /* RMSNorm epsilon (1e-5 as LFM2, Llama)               */
 } op_model_cfg;
@@ -61,6 +64,13 @@ typedef struct op_model_bytes {
 int op_model_create(op_model **out, const op_arch *a, const op_model_cfg *cfg, op_pool *pool,
                     tl_err *err);
 void op_model_free(op_model *m);
+/* Write the weights to path (tailor-weights/1: plain q8_0 / q4_0 / f32 rows
+ * in the model's tensor order, with a hash of the layout, see model.c); a
+ * model created with cfg.weights_path = path loads them back bit for bit.
+ * Loading checks the layout (same arch and weight type) and names the
+ * tensor where a file is truncated. TL_EIO when the file cannot be written
+ * (nothing is left behind). */
+int op_model_save_weights(const op_model *m, const char *path, tl_err *err);
 op_model_bytes op_model_get_bytes(const op_model *m);
 
 /* Forget the sequence: empty caches and states. */

@@ -87,6 +87,8 @@ typedef struct bench_opts {
 	uint64_t seed;         /* weights and prompt                                */
 	int64_t repeat;        /* in-process repeats                                */
 	int probe;             /* --probe: machine probes instead of a model run   */
+	const char *weights;   /* --weights: load instead of drawing               */
+	const char *save;      /* --save-weights: write the weights after building */
 } bench_opts;
 
 /* One repeat's figures. */
@@ -108,12 +110,14 @@ static void help(FILE *f)
 	fprintf(f,
 	        "usage: tailor-bench [--arch FILE] [--prompt P] [--gen N] [--depth D]\n"
 	        "                    [--threads T] [--quant q4_0|q8_0|f32] [--kv f16|f32]\n"
-	        "                    [--seed S] [--repeat R] [--json]\n"
+	        "                    [--seed S] [--repeat R] [--weights FILE]\n"
+	        "                    [--save-weights FILE] [--json]\n"
 	        "       tailor-bench --probe [--threads T] [--json]\n"
 	        "\n"
 	        "Measures one architecture on this machine: model build, prefill of P random\n"
 	        "tokens at context depth D (TTFT), then N greedy decode steps from position\n"
-	        "D+P. Weights are random (drawn from the seed). Prints one JSON object.\n"
+	        "D+P. Weights are random (drawn from the seed) unless --weights gives a\n"
+	        "file. Prints one JSON object.\n"
 	        "\n"
 	        "options:\n"
 	        "  --arch FILE     architecture text (arch/1, as `tailor build` writes arch.txt);\n"
@@ -127,6 +131,9 @@ static void help(FILE *f)
 	        "  --kv K          KV cache: f16 or f32 (default f16)\n"
 	        "  --seed S        seed of the weights and the prompt (default 1)\n"
 	        "  --repeat R      in-process repeats; figures are medians (default 1)\n"
+	        "  --weights FILE  load the weights from FILE (tailor-weights/1, written by\n"
+	        "                  --save-weights for the same arch and --quant)\n"
+	        "  --save-weights FILE  write the model's weights to FILE, then measure\n"
 	        "  --probe         measure read/copy bandwidth and the FMA and int8-dot peaks\n"
 	        "  --json          JSON output (the only format; accepted for symmetry)\n"
 	        "  -V, --version   print the version\n"
@@ -193,7 +200,8 @@ static int parse_args(bench_opts *o, int argc, char **argv)
 		{"kv", required_argument, NULL, 'k'},     {"seed", required_argument, NULL, 's'},
 		{"repeat", required_argument, NULL, 'r'}, {"probe", no_argument, NULL, 'P'},
 		{"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
+		{"version", no_argument, NULL, 'V'},      {"weights", required_argument, NULL, 'w'},
+		{"save-weights", required_argument, NULL, 'W'}, {NULL, 0, NULL, 0},
 	};
 	tl_err err = TL_ERR_INIT;
 	int c;
@@ -241,6 +249,8 @@ static int parse_args(bench_opts *o, int argc, char **argv)
 				return usage("%s", err.msg);
 			break;
 		case 'P': o->probe = 1; break;
+		case 'w': o->weights = optarg; break;
+		case 'W': o->save = optarg; break;
 		case 'j': break;
 		case 'h': help(stdout); return -1;
 		case 'V': printf("tailor-bench %s (build %s)\n", TAILOR_VERSION, TAILOR_BUILD_ID); return -1;
@@ -554,11 +564,14 @@ int main(int argc, char **argv)
 	cfg.kv_type = o.kv;
 	cfg.ctx = ctx;
 	cfg.seed = o.seed;
+	cfg.weights_path = o.weights;
 	double t0 = now_ms();
 	if (op_model_create(&m, a, &cfg, pool, &err) < 0) {
 		tl_err_prefix(&err, "bench: %s", arch_source);
 		goto out;
 	}
+	if (o.save && op_model_save_weights(m, o.save, &err) < 0)
+		goto out;
 	double init_ms = now_ms() - t0;
 	int64_t rss_init = proc_status_bytes("VmRSS");
 	op_model_bytes mb = op_model_get_bytes(m);
@@ -622,6 +635,7 @@ int main(int argc, char **argv)
 	print_str("build_id", TAILOR_BUILD_ID);
 	print_str("arch_hash", arch_hash);
 	print_str("arch_source", arch_source);
+	print_str("weights_source", o.weights ? o.weights : "seed");
 	print_str("isa", op_kernels_isa());
 	printf(",\"threads\":%lld", (long long)o.threads);
 	print_str("quant", op_dtype_name(o.wtype));

@@ -535,10 +535,14 @@ static void test_matmul(tl_rng *rng, op_pool *pool2)
 				{
 					float *row = xmalloc((size_t)K * sizeof(float));
 					int bad = 0;
+					uint8_t *plain = xmalloc(rb);
 					for (int64_t m = 0; m < M; m++) {
 						op_wmat_row(wt, P, M, K, m, row);
 						bad += memcmp(row, What + m * K, (size_t)K * sizeof(float)) != 0;
+						op_wmat_unpack_row(wt, P, M, K, m, plain);
+						bad += memcmp(plain, W + (size_t)m * rb, rb) != 0;
 					}
+					free(plain);
 					CHECK_MSG(bad == 0, "wmat_row %s M %lld K %lld: %d rows differ",
 					          op_dtype_name(wt), (long long)M, (long long)K, bad);
 					free(row);

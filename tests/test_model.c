@@ -16,7 +16,10 @@
 #include "op_model.h"
 #include "tl_test.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 static const char *root = ".";
 
@@ -109,6 +112,80 @@ out:
 	op_model_free(chunked);
 }
 
+/* Weights saved to a file load back bit for bit (same logits); a file for
+ * another weight type, a truncated file and a file of something else are
+ * refused with a line that names the file and the problem. */
+static void check_weights_file(const genome *g, op_pool *pool, enum op_dtype wt)
+{
+	op_arch a;
+	if (build_arch(&a, g) < 0)
+		return;
+	tl_err err = TL_ERR_INIT;
+	char path[256], bad[256];
+	snprintf(path, sizeof path, "/tmp/tailor-test-weights-%d.bin", (int)getpid());
+	snprintf(bad, sizeof bad, "/tmp/tailor-test-weights-%d.bad", (int)getpid());
+	op_model_cfg cfg = op_model_cfg_default();
+	cfg.wtype = wt;
+	cfg.ctx = 32;
+	cfg.seed = 9;
+	op_model *m1 = NULL, *m2 = NULL, *m3 = NULL;
+	float *l1 = malloc(a.vocab * sizeof(float)), *l2 = malloc(a.vocab * sizeof(float));
+	int32_t toks[12];
+	for (int i = 0; i < 12; i++)
+		toks[i] = (int32_t)((i * 7 + 3) % (int)a.vocab);
+	CHECK_MSG(op_model_create(&m1, &a, &cfg, pool, &err) == 0, "%s", err.msg);
+	CHECK_MSG(m1 && op_model_save_weights(m1, path, &err) == 0, "%s", err.msg);
+	cfg.weights_path = path;
+	cfg.seed = 12345; /* ignored when loading */
+	CHECK_MSG(op_model_create(&m2, &a, &cfg, pool, &err) == 0, "%s", err.msg);
+	if (m1 && m2 && l1 && l2) {
+		CHECK(op_model_prefill(m1, toks, 12, l1, &err) == 0);
+		CHECK(op_model_prefill(m2, toks, 12, l2, &err) == 0);
+		CHECK_MSG(memcmp(l1, l2, a.vocab * sizeof(float)) == 0, "%s: loaded weights differ",
+		          op_dtype_name(wt));
+	}
+	/* another weight type */
+	cfg.wtype = wt == OP_F32 ? OP_Q8_0 : OP_F32;
+	tl_err_clear(&err);
+	CHECK(op_model_create(&m3, &a, &cfg, pool, &err) == TL_EINVAL && m3 == NULL);
+	CHECK_CONTAINS(err.msg, "another architecture or weight type");
+	CHECK_CONTAINS(err.msg, path);
+	/* truncated: the first 100 bytes past the header */
+	cfg.wtype = wt;
+	size_t n = 0;
+	char *bytes = NULL;
+	CHECK(tl_file_read(&bytes, &n, path, (size_t)1 << 30, &err) == 0);
+	FILE *f = fopen(bad, "wb");
+	if (f && bytes && n > 200) {
+		fwrite(bytes, 1, n - 100, f);
+		fclose(f);
+		cfg.weights_path = bad;
+		tl_err_clear(&err);
+		CHECK(op_model_create(&m3, &a, &cfg, pool, &err) < 0 && m3 == NULL);
+		CHECK_CONTAINS(err.msg, "truncated");
+	}
+	f = fopen(bad, "wb");
+	if (f) {
+		fputs("tailor-genome/1 not weights\n", f);
+		fclose(f);
+		cfg.weights_path = bad;
+		tl_err_clear(&err);
+		CHECK(op_model_create(&m3, &a, &cfg, pool, &err) < 0 && m3 == NULL);
+		CHECK_CONTAINS(err.msg, "not a tailor weights file");
+	}
+	cfg.weights_path = "/nonexistent/w.bin";
+	tl_err_clear(&err);
+	CHECK(op_model_create(&m3, &a, &cfg, pool, &err) == TL_EIO);
+	CHECK_CONTAINS(err.msg, "/nonexistent/w.bin");
+	free(bytes);
+	remove(path);
+	remove(bad);
+	free(l1);
+	free(l2);
+	op_model_free(m1);
+	op_model_free(m2);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1)
@@ -161,6 +238,9 @@ int main(int argc, char **argv)
 	CHECK_MSG(genome_parse(&sg, shared, "shared", &err) == 0, "%s", err.msg);
 	check_genome(&sg, p1, p2, OP_F32, OP_KV_F32, "sharing");
 	check_genome(&sg, p1, p2, OP_Q8_0, OP_KV_F16, "sharing");
+	check_weights_file(&sg, p2, OP_Q4_0);
+	check_weights_file(&sg, p2, OP_Q8_0);
+	check_weights_file(&sg, p2, OP_F32);
 	fprintf(stderr, "%d genomes, layers with sharing %d, structures %d/%d/%d/%d/%d\n", n,
 	        with_sharing, by_struct[0], by_struct[1], by_struct[2], by_struct[3], by_struct[4]);
 	genome_space_free(s);
