@@ -50,10 +50,23 @@ int cli_int_arg(long long *out, const char *val, long long lo, long long hi,
 struct genome;
 int cli_load_genome(struct genome *g, const char *arg, tl_err *err);
 
+/* Build the harness of arch_text through the build cache and run it here
+ * (cli/cmd_build.c): *out is its JSON object (cJSON_Delete), or the error
+ * says what went wrong (compile, crash, timeout, garbage). */
+typedef struct cli_bench_args {
+	const char *quant;
+	int prompt, gen, depth, threads, repeat;
+	double timeout_s;
+} cli_bench_args;
+struct cJSON;
+int cli_bench_local(struct cJSON **out, const char *arch_text, const cli_bench_args *a,
+                    tl_err *err);
+
 /* The command groups. */
 int cmd_db(int argc, char **argv, cli_ctx *ctx);
 int cmd_genome(int argc, char **argv, cli_ctx *ctx);
 int cmd_build(int argc, char **argv, cli_ctx *ctx);
 int cmd_bench(int argc, char **argv, cli_ctx *ctx);
+int cmd_run(int argc, char **argv, cli_ctx *ctx);
 
 #endif

@@ -651,3 +651,50 @@ int cmd_bench(int argc, char **argv, cli_ctx *ctx)
 	harness_out_free(&h);
 	return rc;
 }
+
+/* ---- for other commands: one measurement here ------------------------------------ */
+
+int cli_bench_local(cJSON **out, const char *arch_text, const cli_bench_args *a, tl_err *err)
+{
+	op_emit_opts o;
+	op_emit_opts_init(&o);
+	o.quant = a->quant;
+	o.tool_version = TAILOR_VERSION;
+	op_emit_result r;
+	*out = NULL;
+	/* One harness without an arch compiled in serves every candidate
+	 * (--arch FILE): a search measures hundreds of archs here, and a
+	 * compile costs seconds. (A device build compiles the arch in.) */
+	if (op_emit_build(&r, NULL, NULL, &o, err) < 0)
+		return err->code;
+	const char *tmp = getenv("TMPDIR");
+	char apath[1024];
+	snprintf(apath, sizeof apath, "%s/tailor-arch-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	int fd = mkstemp(apath);
+	if (fd < 0)
+		return tl_err_setsub(err, TL_EIO, errno, "bench: temporary arch file in %s: %s",
+		                     tmp && *tmp ? tmp : "/tmp", strerror(errno));
+	size_t alen = strlen(arch_text);
+	bool wrote = write(fd, arch_text, alen) == (ssize_t)alen;
+	close(fd);
+	if (!wrote) {
+		unlink(apath);
+		return tl_err_setsub(err, TL_EIO, errno, "bench: %s: write failed", apath);
+	}
+	char sp[24], sg[24], sd[24], st[24], sr[24];
+	snprintf(sp, sizeof sp, "%d", a->prompt);
+	snprintf(sg, sizeof sg, "%d", a->gen);
+	snprintf(sd, sizeof sd, "%d", a->depth);
+	snprintf(st, sizeof st, "%d", a->threads);
+	snprintf(sr, sizeof sr, "%d", a->repeat);
+	char *hargv[] = {r.binary,  "--arch",   apath, "--prompt", sp, "--gen",     sg, "--depth",
+	                 sd,        "--quant",  (char *)a->quant, "--threads", st,
+	                 "--repeat", sr,        NULL};
+	harness_out h;
+	int rc = run_harness(&h, hargv, a->timeout_s, err);
+	if (rc == 0)
+		rc = harness_json(out, &h, r.binary, "tailor-bench", err);
+	harness_out_free(&h);
+	unlink(apath);
+	return rc;
+}

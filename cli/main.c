@@ -22,6 +22,7 @@ static const cli_cmd commands[] = {
 	{"genome", "show, validate, sample, mutate and cross architecture genomes", cmd_genome},
 	{"build", "write and compile the on-device harness of a genome (cached)", cmd_build},
 	{"bench", "measure a genome's TTFT, decode speed and peak memory on this machine", cmd_bench},
+	{"run", "start, watch, stop and resume architecture searches", cmd_run},
 	{"db", "open, migrate and inspect the results database", cmd_db},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -31,7 +31,7 @@
 typedef struct db_conn db_conn;
 
 /* The schema version this build writes: the number of the last migration. */
-#define DB_SCHEMA_VERSION 1
+#define DB_SCHEMA_VERSION 2
 
 /* Default busy timeout (ms): long enough to ride out another process's
  * commit of one generation, short enough that a wedged writer is reported. */
@@ -104,6 +104,119 @@ void db_rollback(db_conn *db);
 int db_event_add(db_conn *db, int64_t run_id, int64_t device_id,
                  const char *level, const char *kind, const char *message,
                  const char *data_json, tl_err *err);
+
+/* ---- devices (db/devices.c) --------------------------------------------
+ *
+ * One row of `devices` (docs/schema.md). Text fields are "" for NULL; the
+ * integers say when they are NULL. The struct is a plain value (no
+ * pointers), so it can be copied to the worker thread that uses a device.
+ * Validation of what a field may hold (names, transports, hosts) is the
+ * devices room's job (dev_device_check); the table's CHECKs are the last
+ * line. */
+#define DB_DEVICE_LOCAL_ID 1
+
+typedef struct db_device {
+	int64_t id;              /* 0 before insertion; 1 is `local`              */
+	char name[65];           /* [A-Za-z0-9][A-Za-z0-9._-]{0,63}               */
+	char transport[8];       /* "local", "ssh" or "adb"                       */
+	char host[256];          /* ssh: the device; adb: the lab host            */
+	int port;                /* 1..65535; 0: NULL (22)                        */
+	char user[128];          /* ssh login; "": the current user               */
+	char key_path[1024];     /* private key file; "": agent or ~/.ssh/id_*    */
+	bool use_agent;          /* authenticate with ssh-agent                   */
+	char known_hosts[1024];  /* known_hosts file; "": ~/.ssh/known_hosts      */
+	char adb_serial[128];    /* adb: the phone's serial on the lab host       */
+	char adb_path[1024];     /* adb: the adb command there; "": adb           */
+	char arch[64];           /* e.g. x86_64, aarch64 (probed or given)        */
+	char toolchain_cc[256];  /* host-side compiler; "": cc                    */
+	char toolchain_flags[512]; /* its flags; "": -O3 -march=native            */
+	bool compile_on_device;  /* build in a work dir on the device with make   */
+	char run_prefix[512];    /* words before the harness (taskset -c 4-7)     */
+	int threads;             /* harness threads; 0: NULL (the default)        */
+	char labels[1024];       /* JSON array of strings, "[]" by default        */
+	bool enabled;            /* 0: never used by a search                     */
+	char status[16];         /* unknown, online, offline, busy                */
+	int fail_streak;         /* consecutive failures                          */
+	char last_seen[32];      /* UTC time of the last successful contact       */
+	char facts[16384];       /* JSON object of probed facts, "" when never    */
+	char host_key[128];      /* fingerprint accepted by trust, "" when none   */
+	char work_root[1024];    /* where run dirs are made; "": the default      */
+	int timeout_s;           /* connect/read timeout, s; 0: NULL (10 s)       */
+	char created_at[32], updated_at[32];
+} db_device;
+
+/* A zeroed device with the table's defaults (enabled, labels "[]", status
+ * "unknown"). */
+void db_device_init(db_device *d);
+/* Insert d (d->id ignored) and set *id. A name that exists is TL_EEXIST
+ * ("device add: NAME: a device of that name exists (...)"). */
+int db_device_add(db_conn *db, const db_device *d, int64_t *id, tl_err *err);
+/* The device called name, or TL_ENOTFOUND naming it. */
+int db_device_get(db_conn *db, const char *name, db_device *out, tl_err *err);
+int db_device_get_id(db_conn *db, int64_t id, db_device *out, tl_err *err);
+/* Every device, ordered by id: *out is a malloc'd array the caller frees. */
+int db_device_list(db_conn *db, db_device **out, size_t *n, tl_err *err);
+/* Rewrite the operator's columns of row d->id (connection settings,
+ * toolchain, run prefix, threads, labels, enabled, work root, timeout). */
+int db_device_update(db_conn *db, const db_device *d, tl_err *err);
+/* Delete by name. `local` is refused by a trigger, a device with
+ * measurements by a foreign key: both become TL_EINVAL with advice. */
+int db_device_remove(db_conn *db, const char *name, tl_err *err);
+int db_device_set_enabled(db_conn *db, int64_t id, bool enabled, tl_err *err);
+/* Record the outcome of using a device: status ("online", "offline",
+ * "unknown"), its failure streak, and last_seen = now when seen. */
+int db_device_set_health(db_conn *db, int64_t id, const char *status, int fail_streak,
+                         bool seen, tl_err *err);
+/* Store probed facts (a JSON object) and, when arch is not empty, arch;
+ * marks the device online and seen. */
+int db_device_set_facts(db_conn *db, int64_t id, const char *facts_json, const char *arch,
+                        tl_err *err);
+int db_device_set_host_key(db_conn *db, int64_t id, const char *fingerprint, tl_err *err);
+
+/* ---- genomes and measurements (db/measurements.c) ---------------------- */
+
+/* Make sure the genome row exists (INSERT OR IGNORE): measurements refer to
+ * it. params < 0: NULL. */
+int db_genome_ensure(db_conn *db, const char *hash, const char *text, int64_t params,
+                     tl_err *err);
+
+/* One measurement. Pointers may be NULL (stored as NULL), integers < 0 and
+ * doubles that are NaN are NULL, ids 0 are NULL. */
+typedef struct db_measurement {
+	const char *genome_hash;   /* required                                  */
+	int64_t candidate_id, run_id, device_id; /* device_id required          */
+	const char *build_hash, *quant;
+	int64_t prompt_len, gen_len, depth, threads;
+	const char *protocol;      /* JSON object                                */
+	const char *protocol_hash;
+	const char *device_fingerprint; /* JSON object                           */
+	int64_t repeats;
+	double ttft_ms, prefill_tok_s, decode_ms_p50, decode_ms_p95, decode_tok_s;
+	int64_t peak_rss_bytes, weight_bytes, cache_bytes;
+	double cv;
+	int64_t remeasured;        /* >= 0                                       */
+	const char *status;        /* "ok" or "failed"                           */
+	const char *error;         /* one line when failed                       */
+	const char *failure;       /* kind when failed: build, connect, transfer,
+	                            * timeout, harness, output, lost, offline, busy */
+} db_measurement;
+
+/* An initialised measurement: every optional field NULL. */
+void db_measurement_init(db_measurement *m);
+
+typedef struct db_repeat {
+	const char *raw; /* the harness's JSON, whole (required)                */
+	double ttft_ms, prefill_tok_s, decode_ms_p50, decode_ms_p95, decode_tok_s;
+	int64_t peak_rss_bytes;
+	double temp_before_c, temp_after_c;
+} db_repeat;
+
+void db_repeat_init(db_repeat *r);
+
+/* Insert the measurement and its repeats in one transaction; *id (may be
+ * NULL) gets the new row's id. */
+int db_measurement_add(db_conn *db, const db_measurement *m, const db_repeat *reps, size_t n,
+                       int64_t *id, tl_err *err);
 
 /* For tests only: make the file's recorded schema version `version` (rows
  * of schema_migrations above it are deleted; if the highest remaining is

@@ -288,10 +288,26 @@ static const char migration_1_sql[] =
 	"WHERE c.rank = 0 AND c.feasible = 1;\n"
 
 	"PRAGMA user_version = 1;\n";
+/* Migration 2 (the device lab, issue 5): what the registry and the SSH/adb
+ * transports need beyond migration 1, and the kind of a failed measurement.
+ * Additive only: nullable columns, so queries naming their columns keep
+ * working. */
+static const char migration_2_sql[] =
+	"ALTER TABLE devices ADD COLUMN host_key TEXT; -- fingerprint accepted by tailor device trust (SHA256:...)\n"
+	"ALTER TABLE devices ADD COLUMN work_root TEXT; -- where per-run work dirs are made; NULL: $HOME/.cache/tailor or /tmp (adb: /data/local/tmp)\n"
+	"ALTER TABLE devices ADD COLUMN adb_path TEXT; -- adb command on the lab host; NULL: adb\n"
+	"ALTER TABLE devices ADD COLUMN timeout_s INTEGER -- connect and read timeout, s; NULL: 10\n"
+	"  CHECK (timeout_s IS NULL OR timeout_s BETWEEN 1 AND 3600);\n"
+	"ALTER TABLE measurements ADD COLUMN failure TEXT -- kind of failure when status = 'failed'\n"
+	"  CHECK (failure IS NULL OR failure IN ('build', 'connect', 'transfer', 'timeout',\n"
+	"                                        'harness', 'output', 'lost', 'offline', 'busy'));\n"
+	"PRAGMA user_version = 2;\n";
 /* clang-format on */
 
 const db_migration db_migrations[] = {
 	{1, "initial schema", migration_1_sql},
+	{2, "device lab: devices.host_key, work_root, adb_path, timeout_s; measurements.failure",
+	 migration_2_sql},
 };
 
 const size_t db_migrations_count = sizeof db_migrations / sizeof db_migrations[0];

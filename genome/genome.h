@@ -300,6 +300,13 @@ int genome_cross(genome *a, genome *b, const genome *p1, const genome *p2,
  * parameter budget by scaling the SwiGLU widths. TL_EINVAL if impossible. */
 int genome_repair(genome *g, const genome_space *s, tl_err *err);
 
+/* ---- strict JSON ------------------------------------------------------------ */
+
+/* Parse JSON as every tailor file reader does: no duplicate keys, nothing
+ * after the value; errors name the source with line and column. The result
+ * is a cJSON tree the caller frees with cJSON_Delete. */
+struct cJSON *genome_json_parse(const char *s, const char *src, tl_err *err);
+
 /* ---- names ------------------------------------------------------------------ */
 
 const char *genome_struct_name(int s);

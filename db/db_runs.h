@@ -1,0 +1,95 @@
+/*
+ * db/db_runs.h: runs, their generations and candidates (docs/schema.md), for
+ * the search engine (evolve/) and `tailor run`. Every function is one
+ * statement; the engine groups them in transactions (db_begin / db_commit)
+ * so that a generation's new candidates, or one evaluation's result, land
+ * whole or not at all.
+ */
+#ifndef DB_RUNS_H
+#define DB_RUNS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "db.h"
+
+typedef struct db_run {
+	int64_t id;
+	char name[128];
+	char *config;          /* JSON text, malloc'd (db_run_clear frees it)   */
+	char config_hash[65];
+	char mode[16];         /* nsga2, random                                 */
+	uint64_t seed;
+	char status[16];       /* created running stopping stopped finished failed */
+	int64_t generation;    /* current                                       */
+	int64_t generations;   /* planned; 0: NULL                              */
+	int64_t population;
+	int64_t pid;           /* 0: NULL                                       */
+	char host[128];
+	char heartbeat_at[32], created_at[32], started_at[32], finished_at[32];
+	char error[512];
+} db_run;
+
+void db_run_clear(db_run *r);
+
+int db_run_create(db_conn *db, const char *name, const char *config_json,
+                  const char *config_hash, const char *mode, uint64_t seed, int64_t generations,
+                  int64_t population, const char *version, int64_t *id, tl_err *err);
+/* TL_ENOTFOUND "run N: no such run (see 'tailor run list')". */
+int db_run_get(db_conn *db, int64_t id, db_run *out, tl_err *err);
+/* Every run, newest first: *out malloc'd, each entry's config NULL. */
+int db_run_list(db_conn *db, db_run **out, size_t *n, tl_err *err);
+/* status; error may be NULL. "running" also sets started_at (first time),
+ * pid, host and the heartbeat; finished / stopped / failed set finished_at. */
+int db_run_set_status(db_conn *db, int64_t id, const char *status, const char *error,
+                      int64_t pid, const char *host, tl_err *err);
+int db_run_set_generation(db_conn *db, int64_t id, int64_t generation, tl_err *err);
+int db_run_heartbeat(db_conn *db, int64_t id, tl_err *err);
+
+typedef struct db_candidate {
+	int64_t id;
+	int64_t generation;
+	char genome_hash[65];
+	char *text;            /* genome text (from genomes), malloc'd          */
+	int64_t parent1, parent2; /* 0: NULL                                    */
+	char origin[16];
+	char status[16];       /* pending evaluating done failed skipped        */
+	int rank;              /* -1: NULL                                      */
+	double crowding;       /* NaN: NULL (INFINITY is stored as 1e308)       */
+	int feasible;          /* -1: NULL                                      */
+	double violation;      /* NaN: NULL                                     */
+	char *objectives;      /* JSON object text or NULL, malloc'd            */
+	char error[512];
+} db_candidate;
+
+void db_candidates_free(db_candidate *c, size_t n);
+
+/* Insert a candidate (its genome row first, INSERT OR IGNORE). status
+ * "pending" for new ones, "done" with objectives for elites. TL_EEXIST when
+ * the run already has this genome in this generation. */
+int db_candidate_add(db_conn *db, int64_t run_id, int64_t generation, const char *hash,
+                     const char *text, int64_t params, int64_t parent1, int64_t parent2,
+                     const char *origin, const char *status, const char *objectives,
+                     int feasible, double violation, int64_t *id, tl_err *err);
+/* The candidates of a generation, by id. */
+int db_candidates_of(db_conn *db, int64_t run_id, int64_t generation, db_candidate **out,
+                     size_t *n, tl_err *err);
+/* A finished evaluation of this genome in this run (status done), if any:
+ * *found set, its objectives / feasibility copied into out. */
+int db_candidate_find_done(db_conn *db, int64_t run_id, const char *hash, db_candidate *out,
+                           bool *found, tl_err *err);
+/* Has the run ever held this genome (any generation, any status)? */
+int db_run_has_genome(db_conn *db, int64_t run_id, const char *hash, bool *has, tl_err *err);
+int db_candidate_set_result(db_conn *db, int64_t id, const char *status, const char *objectives,
+                            int feasible, double violation, const char *error, tl_err *err);
+int db_candidate_set_rank(db_conn *db, int64_t id, int rank, double crowding, tl_err *err);
+
+/* Insert or replace a generation's summary; finished marks it done. */
+int db_generation_put(db_conn *db, int64_t run_id, int64_t generation, int64_t evaluated,
+                      int64_t feasible, int64_t frontier_size, double hypervolume,
+                      const char *reference_point, bool finished, tl_err *err);
+/* Is the generation's summary written and finished? */
+int db_generation_finished(db_conn *db, int64_t run_id, int64_t generation, bool *finished,
+                           tl_err *err);
+
+#endif /* DB_RUNS_H */

@@ -1,0 +1,426 @@
+/*
+ * evolve/config.c: search configs (docs/config.md). The config is parsed
+ * strictly (unknown keys are errors: a misspelt "populaton" must not silently
+ * fall back to a default), and stored with its space inline so a run can be
+ * resumed from the database alone.
+ */
+#include "evolve.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const analytic_names[] = {
+	"params", "params_nonembed", "kv_bytes_per_token", "state_bytes", "cache_bytes",
+	"flops_per_token", "flops_prefill_per_token", "flops_decode_per_token", NULL};
+static const char *const device_names[] = {"ttft_ms", "decode_ms", "peak_rss_mb",
+                                           "prefill_tok_s", "decode_tok_s", NULL};
+#define METRIC_HELP                                                                         \
+	"analytic: params, params_nonembed, kv_bytes_per_token, state_bytes, cache_bytes, "   \
+	"flops_per_token, flops_prefill_per_token, flops_decode_per_token; per device: "       \
+	"ttft_ms, decode_ms, peak_rss_mb, prefill_tok_s, decode_tok_s followed by @DEVICE"
+
+double ev_analytic(const char *base, const genome_stats *s)
+{
+	if (!strcmp(base, "params"))
+		return (double)s->params;
+	if (!strcmp(base, "params_nonembed"))
+		return (double)s->params_nonembed;
+	if (!strcmp(base, "kv_bytes_per_token"))
+		return (double)s->kv_bytes_per_token;
+	if (!strcmp(base, "state_bytes"))
+		return (double)s->state_bytes;
+	if (!strcmp(base, "cache_bytes"))
+		return (double)s->cache_bytes;
+	if (!strcmp(base, "flops_per_token") || !strcmp(base, "flops_decode_per_token"))
+		return s->flops_decode_per_token;
+	if (!strcmp(base, "flops_prefill_per_token"))
+		return s->flops_prefill_per_token;
+	return NAN;
+}
+
+static bool in_list(const char *s, const char *const *list)
+{
+	for (int i = 0; list[i]; i++)
+		if (!strcmp(s, list[i]))
+			return true;
+	return false;
+}
+
+static int parse_metric(ev_metric *m, const char *s, const ev_config *c, const char *path,
+                        tl_err *err)
+{
+	memset(m, 0, sizeof *m);
+	if (strlen(s) >= EV_METRIC_MAX)
+		return tl_err_set(err, TL_EINVAL, "%s: %s: metric name longer than %d characters",
+		                  c->source, path, EV_METRIC_MAX - 1);
+	tl_strlcpy(m->name, s, sizeof m->name);
+	const char *at = strchr(s, '@');
+	if (at) {
+		memcpy(m->base, s, (size_t)(at - s));
+		m->base[at - s] = '\0';
+		tl_strlcpy(m->device, at + 1, sizeof m->device);
+	} else {
+		tl_strlcpy(m->base, s, sizeof m->base);
+	}
+	if (!at && in_list(m->base, analytic_names)) {
+		m->analytic = true;
+		return 0;
+	}
+	if (at && in_list(m->base, device_names)) {
+		for (int i = 0; i < c->n_dev; i++)
+			if (!strcmp(c->devices[i], m->device))
+				return 0;
+		return tl_err_set(err, TL_EINVAL, "%s: %s: '%s': device '%s' is not in \"devices\" "
+		                  "(add it there)", c->source, path, s, m->device);
+	}
+	if (!at && in_list(m->base, device_names))
+		return tl_err_set(err, TL_EINVAL, "%s: %s: '%s': a device metric needs @DEVICE, "
+		                  "e.g. %s@local", c->source, path, s, s);
+	if (!strcmp(m->base, "val_bpb") || !strcmp(m->base, "val_loss") ||
+	    !strncmp(m->base, "mad_", 4))
+		return tl_err_set(err, TL_EINVAL, "%s: %s: '%s': quality metrics need the quality "
+		                  "evaluators, which this tailor does not have yet (" METRIC_HELP ")",
+		                  c->source, path, s);
+	return tl_err_set(err, TL_EINVAL, "%s: %s: '%s': unknown metric (" METRIC_HELP ")",
+	                  c->source, path, s);
+}
+
+/* Keys an object may hold; anything else is an error naming the path. */
+static int only_keys(const cJSON *o, const char *const *keys, const ev_config *c,
+                     const char *path, tl_err *err)
+{
+	const cJSON *k;
+	cJSON_ArrayForEach(k, o) {
+		if (!in_list(k->string, keys)) {
+			char allowed[512] = "";
+			for (int i = 0; keys[i]; i++) {
+				strncat(allowed, keys[i], sizeof allowed - strlen(allowed) - 3);
+				if (keys[i + 1])
+					strncat(allowed, ", ", sizeof allowed - strlen(allowed) - 1);
+			}
+			return tl_err_set(err, TL_EINVAL, "%s: %s%s%s: unknown key (allowed: %s)", c->source,
+			                  path, *path ? "." : "", k->string, allowed);
+		}
+	}
+	return 0;
+}
+
+static int get_int(int *out, const cJSON *o, const char *key, int lo, int hi, int dflt,
+                   const ev_config *c, const char *path, tl_err *err)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	if (v == NULL) {
+		*out = dflt;
+		return 0;
+	}
+	if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo ||
+	    v->valuedouble > hi)
+		return tl_err_set(err, TL_EINVAL, "%s: %s%s%s: must be an integer from %d to %d",
+		                  c->source, path, *path ? "." : "", key, lo, hi);
+	*out = (int)v->valuedouble;
+	return 0;
+}
+
+static int parse_space(ev_config *c, cJSON *root, const char *base_dir, tl_err *err)
+{
+	cJSON *sp = cJSON_GetObjectItemCaseSensitive(root, "space");
+	if (sp == NULL)
+		return tl_err_set(err, TL_EINVAL, "%s: space: missing (a file name, or the space "
+		                  "itself as an object, see docs/genome.md)", c->source);
+	char *text = NULL;
+	char src[1024];
+	if (cJSON_IsString(sp)) {
+		char path[2048];
+		if (sp->valuestring[0] == '/' || base_dir == NULL || !*base_dir)
+			snprintf(path, sizeof path, "%s", sp->valuestring);
+		else
+			snprintf(path, sizeof path, "%s/%s", base_dir, sp->valuestring);
+		size_t n;
+		if (tl_file_read(&text, &n, path, 0, err) < 0) {
+			tl_err_prefix(err, "%s: space", c->source);
+			return TL_EIO;
+		}
+		tl_strlcpy(src, path, sizeof src);
+		/* inline the space so the stored config stands alone */
+		cJSON *obj = genome_json_parse(text, src, err);
+		if (obj == NULL) {
+			free(text);
+			return TL_EPARSE;
+		}
+		cJSON_ReplaceItemInObjectCaseSensitive(root, "space", obj);
+	} else if (cJSON_IsObject(sp)) {
+		text = cJSON_PrintUnformatted(sp);
+		snprintf(src, sizeof src, "%s: space", c->source);
+	} else {
+		return tl_err_set(err, TL_EINVAL, "%s: space: must be a file name or an object",
+		                  c->source);
+	}
+	if (text == NULL)
+		return tl_err_set(err, TL_ENOMEM, "%s: out of memory", c->source);
+	int rc = genome_space_parse(&c->space, text, src, err);
+	free(text);
+	return rc;
+}
+
+int ev_config_parse(ev_config *c, const char *json, const char *source, const char *base_dir,
+                    tl_err *err)
+{
+	memset(c, 0, sizeof *c);
+	tl_strlcpy(c->source, source, sizeof c->source);
+	cJSON *root = genome_json_parse(json, source, err);
+	if (root == NULL)
+		return TL_EPARSE;
+	int rc = TL_EINVAL;
+	if (!cJSON_IsObject(root)) {
+		tl_err_set(err, TL_EINVAL, "%s: expected a JSON object", source);
+		goto out;
+	}
+	static const char *const top[] = {"name", "space", "mode", "population", "generations",
+	                                  "seed", "crossover", "objectives", "constraints",
+	                                  "devices", "bench", "evaluation", "quality", NULL};
+	if (only_keys(root, top, c, "", err) < 0)
+		goto out;
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "name");
+	if (v && !cJSON_IsString(v)) {
+		tl_err_set(err, TL_EINVAL, "%s: name: must be a string", source);
+		goto out;
+	}
+	tl_strlcpy(c->name, v ? v->valuestring : "", sizeof c->name);
+	v = cJSON_GetObjectItemCaseSensitive(root, "mode");
+	if (v && !(cJSON_IsString(v) && (!strcmp(v->valuestring, "nsga2") ||
+	                                 !strcmp(v->valuestring, "random")))) {
+		tl_err_set(err, TL_EINVAL, "%s: mode: must be \"nsga2\" or \"random\"", source);
+		goto out;
+	}
+	c->mode = v && !strcmp(v->valuestring, "random") ? EV_RANDOM : EV_NSGA2;
+	if (get_int(&c->population, root, "population", 2, 100000, 16, c, "", err) < 0 ||
+	    get_int(&c->generations, root, "generations", 1, 1000000, 10, c, "", err) < 0)
+		goto out;
+	v = cJSON_GetObjectItemCaseSensitive(root, "seed");
+	c->seed = 1;
+	if (v) {
+		if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble != floor(v->valuedouble) ||
+		    v->valuedouble > 9007199254740992.0) {
+			tl_err_set(err, TL_EINVAL, "%s: seed: must be an integer from 0 to 2^53", source);
+			goto out;
+		}
+		c->seed = (uint64_t)v->valuedouble;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(root, "crossover");
+	c->crossover = 0.9;
+	if (v) {
+		if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 1) {
+			tl_err_set(err, TL_EINVAL, "%s: crossover: a probability from 0 to 1", source);
+			goto out;
+		}
+		c->crossover = v->valuedouble;
+	}
+	/* devices before metrics (metrics name them) */
+	v = cJSON_GetObjectItemCaseSensitive(root, "devices");
+	if (v) {
+		if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > EV_MAX_DEV) {
+			tl_err_set(err, TL_EINVAL, "%s: devices: an array of at most %d device names",
+			           source, EV_MAX_DEV);
+			goto out;
+		}
+		const cJSON *d;
+		cJSON_ArrayForEach(d, v) {
+			if (!cJSON_IsString(d) || !*d->valuestring ||
+			    strlen(d->valuestring) >= EV_METRIC_MAX) {
+				tl_err_set(err, TL_EINVAL, "%s: devices[%d]: a device name (see 'tailor device "
+				           "list')", source, c->n_dev);
+				goto out;
+			}
+			tl_strlcpy(c->devices[c->n_dev++], d->valuestring, EV_METRIC_MAX);
+		}
+	}
+	/* objectives */
+	v = cJSON_GetObjectItemCaseSensitive(root, "objectives");
+	if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) < 1 || cJSON_GetArraySize(v) > EV_MAX_OBJ) {
+		tl_err_set(err, TL_EINVAL, "%s: objectives: an array of 1 to %d objects "
+		           "{\"metric\": NAME, \"direction\": \"min\"|\"max\"}", source, EV_MAX_OBJ);
+		goto out;
+	}
+	const cJSON *o;
+	cJSON_ArrayForEach(o, v) {
+		char path[64];
+		snprintf(path, sizeof path, "objectives[%d]", c->n_obj);
+		static const char *const ok[] = {"metric", "direction", "reference", NULL};
+		if (!cJSON_IsObject(o)) {
+			tl_err_set(err, TL_EINVAL, "%s: %s: must be an object", source, path);
+			goto out;
+		}
+		if (only_keys(o, ok, c, path, err) < 0)
+			goto out;
+		const cJSON *mt = cJSON_GetObjectItemCaseSensitive(o, "metric");
+		const cJSON *dir = cJSON_GetObjectItemCaseSensitive(o, "direction");
+		const cJSON *ref = cJSON_GetObjectItemCaseSensitive(o, "reference");
+		ev_objective *ob = &c->obj[c->n_obj];
+		char p2[96];
+		snprintf(p2, sizeof p2, "%s.metric", path);
+		if (!cJSON_IsString(mt)) {
+			tl_err_set(err, TL_EINVAL, "%s: %s: missing or not a string (" METRIC_HELP ")",
+			           source, p2);
+			goto out;
+		}
+		if (parse_metric(&ob->m, mt->valuestring, c, p2, err) < 0)
+			goto out;
+		if (dir && !(cJSON_IsString(dir) && (!strcmp(dir->valuestring, "min") ||
+		                                     !strcmp(dir->valuestring, "max")))) {
+			tl_err_set(err, TL_EINVAL, "%s: %s.direction: \"min\" or \"max\"", source, path);
+			goto out;
+		}
+		ob->maximize = dir && !strcmp(dir->valuestring, "max");
+		ob->ref = NAN;
+		if (ref) {
+			if (!cJSON_IsNumber(ref)) {
+				tl_err_set(err, TL_EINVAL, "%s: %s.reference: a number (the hypervolume's "
+				           "reference value of this objective)", source, path);
+				goto out;
+			}
+			ob->ref = ref->valuedouble;
+		}
+		for (int i = 0; i < c->n_obj; i++)
+			if (!strcmp(c->obj[i].m.name, ob->m.name)) {
+				tl_err_set(err, TL_EINVAL, "%s: %s: '%s' is already objective %d", source, p2,
+				           ob->m.name, i);
+				goto out;
+			}
+		c->n_obj++;
+	}
+	/* constraints */
+	v = cJSON_GetObjectItemCaseSensitive(root, "constraints");
+	if (v) {
+		if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) > EV_MAX_CON) {
+			tl_err_set(err, TL_EINVAL, "%s: constraints: an array of at most %d objects "
+			           "{\"metric\": NAME, \"max\": X, \"min\": Y}", source, EV_MAX_CON);
+			goto out;
+		}
+		cJSON_ArrayForEach(o, v) {
+			char path[64], p2[96];
+			snprintf(path, sizeof path, "constraints[%d]", c->n_con);
+			static const char *const ok[] = {"metric", "max", "min", NULL};
+			if (!cJSON_IsObject(o)) {
+				tl_err_set(err, TL_EINVAL, "%s: %s: must be an object", source, path);
+				goto out;
+			}
+			if (only_keys(o, ok, c, path, err) < 0)
+				goto out;
+			ev_constraint *cn = &c->con[c->n_con];
+			const cJSON *mt = cJSON_GetObjectItemCaseSensitive(o, "metric");
+			const cJSON *mx = cJSON_GetObjectItemCaseSensitive(o, "max");
+			const cJSON *mn = cJSON_GetObjectItemCaseSensitive(o, "min");
+			snprintf(p2, sizeof p2, "%s.metric", path);
+			if (!cJSON_IsString(mt)) {
+				tl_err_set(err, TL_EINVAL, "%s: %s: missing or not a string", source, p2);
+				goto out;
+			}
+			if (parse_metric(&cn->m, mt->valuestring, c, p2, err) < 0)
+				goto out;
+			if ((mx && !cJSON_IsNumber(mx)) || (mn && !cJSON_IsNumber(mn)) || (!mx && !mn)) {
+				tl_err_set(err, TL_EINVAL, "%s: %s: give \"max\" and/or \"min\" as numbers",
+				           source, path);
+				goto out;
+			}
+			cn->max = mx ? mx->valuedouble : NAN;
+			cn->min = mn ? mn->valuedouble : NAN;
+			c->n_con++;
+		}
+	}
+	/* bench settings of device metrics */
+	c->bench = (ev_bench){64, 16, 0, 2, 1, "q4_0", 600.0};
+	v = cJSON_GetObjectItemCaseSensitive(root, "bench");
+	if (v) {
+		static const char *const ok[] = {"prompt", "gen", "depth", "threads", "repeat", "quant",
+		                                 "timeout_s", NULL};
+		if (!cJSON_IsObject(v) || only_keys(v, ok, c, "bench", err) < 0) {
+			if (!tl_err_isset(err))
+				tl_err_set(err, TL_EINVAL, "%s: bench: must be an object", source);
+			goto out;
+		}
+		if (get_int(&c->bench.prompt, v, "prompt", 1, 1 << 20, 64, c, "bench", err) < 0 ||
+		    get_int(&c->bench.gen, v, "gen", 1, 1 << 20, 16, c, "bench", err) < 0 ||
+		    get_int(&c->bench.depth, v, "depth", 0, 1 << 24, 0, c, "bench", err) < 0 ||
+		    get_int(&c->bench.threads, v, "threads", 1, 256, 2, c, "bench", err) < 0 ||
+		    get_int(&c->bench.repeat, v, "repeat", 1, 100, 1, c, "bench", err) < 0)
+			goto out;
+		const cJSON *q = cJSON_GetObjectItemCaseSensitive(v, "quant");
+		if (q) {
+			if (!cJSON_IsString(q) || !(in_list(q->valuestring, (const char *const[]){
+			                                "q4_0", "q8_0", "f32", NULL}))) {
+				tl_err_set(err, TL_EINVAL, "%s: bench.quant: q4_0, q8_0 or f32", source);
+				goto out;
+			}
+			tl_strlcpy(c->bench.quant, q->valuestring, sizeof c->bench.quant);
+		}
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(v, "timeout_s");
+		if (t) {
+			if (!cJSON_IsNumber(t) || t->valuedouble <= 0) {
+				tl_err_set(err, TL_EINVAL, "%s: bench.timeout_s: seconds, > 0", source);
+				goto out;
+			}
+			c->bench.timeout_s = t->valuedouble;
+		}
+	}
+	v = cJSON_GetObjectItemCaseSensitive(root, "evaluation");
+	if (v && !(cJSON_IsString(v) && !strcmp(v->valuestring, "measure"))) {
+		tl_err_set(err, TL_EINVAL, "%s: evaluation: only \"measure\" is available (\"predict\" "
+		           "needs the profiler's predictor, not built yet)", source);
+		goto out;
+	}
+	v = cJSON_GetObjectItemCaseSensitive(root, "quality");
+	if (v) {
+		const cJSON *e = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "evaluator") : NULL;
+		if (!cJSON_IsObject(v) || cJSON_GetArraySize(v) != 1 || !cJSON_IsString(e) ||
+		    strcmp(e->valuestring, "analytic") != 0) {
+			tl_err_set(err, TL_EINVAL, "%s: quality: only {\"evaluator\": \"analytic\"} is "
+			           "available in this tailor (train, mad and command come with the "
+			           "quality room)", source);
+			goto out;
+		}
+	}
+	if (parse_space(c, root, base_dir, err) < 0)
+		goto out;
+	c->json = cJSON_PrintUnformatted(root);
+	if (c->json == NULL) {
+		tl_err_set(err, TL_ENOMEM, "%s: out of memory", source);
+		goto out;
+	}
+	tl_sha256_hex(c->json, strlen(c->json), c->hash);
+	rc = 0;
+out:
+	cJSON_Delete(root);
+	if (rc < 0)
+		ev_config_free(c);
+	return rc;
+}
+
+int ev_config_load(ev_config *c, const char *path, tl_err *err)
+{
+	char *text = NULL;
+	size_t n;
+	memset(c, 0, sizeof *c);
+	if (tl_file_read(&text, &n, path, 0, err) < 0)
+		return TL_EIO;
+	char dir[1024];
+	tl_strlcpy(dir, path, sizeof dir);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	else
+		strcpy(dir, ".");
+	int rc = ev_config_parse(c, text, path, dir, err);
+	free(text);
+	return rc;
+}
+
+void ev_config_free(ev_config *c)
+{
+	genome_space_free(c->space);
+	c->space = NULL;
+	cJSON_free(c->json);
+	c->json = NULL;
+}

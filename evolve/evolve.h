@@ -1,0 +1,142 @@
+/*
+ * evolve/evolve.h: search configs and the run engine (prefix ev_).
+ *
+ * A run is a row of `runs` holding its config; the engine (ev_run_drive)
+ * moves it forward one committed step at a time, so that a process killed
+ * at any moment loses nothing and `tailor run resume` continues exactly
+ * where it stopped:
+ *   1. generation 0: the initial population is drawn (PCG32 stream 1 of the
+ *      run's seed) and inserted in one transaction;
+ *   2. every pending candidate is evaluated, its result committed alone; a
+ *      genome the run has already evaluated is not evaluated again (its
+ *      stored result is copied);
+ *   3. when a generation is complete: fronts, crowding, the survivors, the
+ *      hypervolume of the feasible first front; then, in one transaction,
+ *      the generation's summary, the next generation's candidates (the
+ *      survivors as 'elite' rows carrying their results, and the offspring,
+ *      drawn from PCG32 stream 1000 + g) and the run's generation counter.
+ * Everything random depends only on the seed and on stored results, so a
+ * resumed run makes the same choices as an uninterrupted one.
+ *
+ * Metrics (docs/config.md): analytic ones computed from the genome
+ * (params, params_nonembed, kv_bytes_per_token, state_bytes, cache_bytes,
+ * flops_per_token, flops_prefill_per_token, flops_decode_per_token), device
+ * ones measured by the caller's ev_ops.measure (NAME@DEVICE with NAME one
+ * of ttft_ms, decode_ms, peak_rss_mb, prefill_tok_s, decode_tok_s).
+ */
+#ifndef EVOLVE_H
+#define EVOLVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "db.h"
+#include "genome.h"
+#include "tl.h"
+
+#define EV_MAX_OBJ 8
+#define EV_MAX_CON 16
+#define EV_MAX_DEV 16
+#define EV_METRIC_MAX 64
+
+enum ev_mode { EV_NSGA2 = 0, EV_RANDOM = 1 };
+
+typedef struct ev_metric {
+	char name[EV_METRIC_MAX]; /* as written: "decode_ms@local", "params"      */
+	char base[EV_METRIC_MAX]; /* before '@': "decode_ms"                      */
+	char device[EV_METRIC_MAX]; /* after '@', "" for analytic metrics         */
+	bool analytic;
+} ev_metric;
+
+typedef struct ev_objective {
+	ev_metric m;
+	bool maximize;
+	double ref;               /* reference point value, NaN: derived          */
+} ev_objective;
+
+typedef struct ev_constraint {
+	ev_metric m;
+	double max, min;          /* NaN: no bound on that side                   */
+} ev_constraint;
+
+/* The harness settings of device metrics. */
+typedef struct ev_bench {
+	int prompt, gen, depth, threads, repeat;
+	char quant[8];
+	double timeout_s;
+} ev_bench;
+
+typedef struct ev_config {
+	char source[512];          /* the file, for messages                      */
+	char name[128];
+	genome_space *space;       /* owned                                        */
+	enum ev_mode mode;
+	int population, generations;
+	uint64_t seed;
+	double crossover;          /* probability of crossover per offspring pair */
+	ev_objective obj[EV_MAX_OBJ];
+	int n_obj;
+	ev_constraint con[EV_MAX_CON];
+	int n_con;
+	char devices[EV_MAX_DEV][EV_METRIC_MAX];
+	int n_dev;
+	ev_bench bench;
+	char *json;                /* the config as stored in runs.config (owned):
+	                            * the file's JSON with an inline space        */
+	char hash[65];             /* SHA-256 of that JSON                        */
+} ev_config;
+
+/* Load a config file, or parse one (source names it in errors; base_dir is
+ * where a relative space path is looked up). Errors: one line with the file,
+ * the JSON path and what is allowed, e.g.
+ *   "q.json: objectives[1].metric: 'latency': unknown metric (analytic: params,
+ *    ...; per device: decode_ms@DEVICE, ...)". */
+int ev_config_load(ev_config *c, const char *path, tl_err *err);
+int ev_config_parse(ev_config *c, const char *json, const char *source, const char *base_dir,
+                    tl_err *err);
+void ev_config_free(ev_config *c);
+
+/* The value of an analytic metric for a genome (NaN when the name is not
+ * analytic). */
+double ev_analytic(const char *base, const genome_stats *s);
+
+/* What a device measurement gives. */
+typedef struct ev_measured {
+	double ttft_ms, decode_ms, peak_rss_mb, prefill_tok_s, decode_tok_s;
+} ev_measured;
+
+typedef struct ev_progress {
+	int64_t run_id;
+	int generation, generations;
+	int done, total;           /* candidates of this generation               */
+	int frontier;              /* feasible first front of the last generation */
+	double hypervolume;        /* of the last finished generation, NaN before */
+	const char *last;          /* "evaluated 3fa1...: decode_ms@local 7.8 ..." */
+} ev_progress;
+
+typedef struct ev_ops {
+	/* Measure the genome on a device with the bench settings; return 0 or a
+	 * negative code with err set (the candidate is recorded as failed with
+	 * that message, the run goes on). */
+	int (*measure)(void *ctx, const char *device, const genome *g, const char *arch_text,
+	               const ev_bench *b, ev_measured *out, tl_err *err);
+	/* Progress after each evaluation and generation (may be NULL). */
+	void (*progress)(void *ctx, const ev_progress *p);
+	/* Polled between evaluations: true stops the run gracefully (status
+	 * 'stopped', resumable). The run's status 'stopping' (tailor run stop)
+	 * is polled too. May be NULL. */
+	bool (*stop)(void *ctx);
+	void *ctx;
+} ev_ops;
+
+/* Create a run for a config (status 'created'). */
+int ev_run_create(db_conn *db, const ev_config *c, int64_t *run_id, tl_err *err);
+
+/* Drive run_id until it finishes, is stopped, or fails. The run's config is
+ * read back from the database (so resume needs nothing else); base_dir is
+ * not needed (the stored config holds the space inline). Returns 0 when the
+ * run finished or stopped (*finished tells which), negative on an error that
+ * ends the run (recorded as status 'failed'). */
+int ev_run_drive(db_conn *db, int64_t run_id, const ev_ops *ops, bool *finished, tl_err *err);
+
+#endif /* EVOLVE_H */

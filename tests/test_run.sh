@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# tests/test_run.sh: `tailor run` end to end on the built binary.
+#  - config errors: one line naming the file, the JSON path and what is
+#    allowed; exit 1 (bad file) or 2 (bad usage);
+#  - a run on analytic metrics finishes, stores every generation with its
+#    hypervolume, never evaluates a genome twice, and prints its frontier;
+#  - crash safety: the same config run again while being killed with
+#    SIGKILL at random moments (KILLS times, default 20), resumed after each
+#    kill: its candidates, generations and frontier equal the uninterrupted
+#    run's, row for row;
+#  - run stop / status / list; resume of a finished run is a no-op.
+set -u
+TAILOR=${1:?usage: test_run.sh PATH_TO_TAILOR SOURCE_ROOT}
+ROOT=${2:?usage: test_run.sh PATH_TO_TAILOR SOURCE_ROOT}
+ROOT=$(cd "$ROOT" && pwd)
+KILLS=${TAILOR_TEST_KILLS:-20}
+fails=0
+checks=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+ok() { checks=$((checks + 1)); }
+check() { if eval "$1"; then ok; else fail "$2"; fi; }
+
+cat > "$tmp/a.json" <<JSON
+{"name": "crash", "space": "$ROOT/examples/spaces/lfm2-like-small.json",
+ "population": 40, "generations": 60, "seed": 11,
+ "objectives": [{"metric": "params_nonembed", "direction": "max"},
+                {"metric": "kv_bytes_per_token", "direction": "min"},
+                {"metric": "flops_per_token", "direction": "min"}],
+ "constraints": [{"metric": "params", "max": 9000000}]}
+JSON
+
+# ---- config errors
+echo '{"space": "x.json", "objectives": [{"metric": "latency"}]}' > "$tmp/bad1.json"
+out=$("$TAILOR" --db "$tmp/e.db" run start "$tmp/bad1.json" 2>&1); rc=$?
+check '[ $rc = 1 ] && [ $(printf "%s\n" "$out" | wc -l) = 1 ]' "bad metric: rc $rc, '$out'"
+check '[[ "$out" == *"bad1.json: objectives[0].metric: '"'"'latency'"'"': unknown metric ("* ]]' "bad metric message: $out"
+echo '{"space": "x.json", "populaton": 3, "objectives": [{"metric": "params"}]}' > "$tmp/bad2.json"
+out=$("$TAILOR" --db "$tmp/e.db" run start "$tmp/bad2.json" 2>&1); rc=$?
+check '[[ "$out" == *"populaton: unknown key (allowed: name, space, mode, population"* ]]' "typo key: $out"
+echo '{"space": "x.json", "objectives": [{"metric": "decode_ms@phone"}]}' > "$tmp/bad3.json"
+out=$("$TAILOR" --db "$tmp/e.db" run start "$tmp/bad3.json" 2>&1); rc=$?
+check '[[ "$out" == *"objectives[0].metric: '"'"'decode_ms@phone'"'"': device '"'"'phone'"'"' is not in \"devices\""* ]]' "device: $out"
+echo '{"space": "missing.json", "objectives": [{"metric": "params"}]}' > "$tmp/bad4.json"
+out=$("$TAILOR" --db "$tmp/e.db" run start "$tmp/bad4.json" 2>&1); rc=$?
+check '[ $rc = 1 ] && [[ "$out" == *"bad4.json: space"*"missing.json"* ]]' "missing space: $out"
+out=$("$TAILOR" --db "$tmp/e.db" run resume abc 2>&1); rc=$?
+check '[ $rc = 2 ]' "resume abc: rc $rc"
+out=$("$TAILOR" --db "$tmp/e.db" run resume 99 2>&1); rc=$?
+check '[ $rc = 1 ] && [[ "$out" == *"run 99: no such run"* ]]' "resume 99: $out"
+
+# ---- the uninterrupted run
+"$TAILOR" --db "$tmp/a.db" run start "$tmp/a.json" --quiet > "$tmp/a.out" 2> "$tmp/a.err"; rc=$?
+check '[ $rc = 0 ]' "uninterrupted run: rc $rc: $(tail -1 "$tmp/a.err")"
+check 'grep -q "^frontier of run 1 (generation 60" "$tmp/a.out"' "frontier printed: $(head -1 "$tmp/a.out")"
+q() { sqlite3 -batch -noheader "$1" "$2"; }
+check '[ "$(q "$tmp/a.db" "SELECT status FROM runs WHERE id = 1")" = finished ]' "status finished"
+check '[ "$(q "$tmp/a.db" "SELECT count(*) FROM generations WHERE run_id = 1 AND finished_at IS NOT NULL AND hypervolume > 0")" = 60 ]' "60 generations with a hypervolume"
+# a genome is evaluated once: every non-elite row of the run has a distinct genome
+check '[ "$(q "$tmp/a.db" "SELECT count(*) - count(DISTINCT genome_hash) FROM candidates WHERE run_id = 1 AND origin <> '"'"'elite'"'"'")" = 0 ]' "no genome evaluated twice"
+check '[ "$(q "$tmp/a.db" "SELECT count(*) FROM candidates WHERE run_id = 1 AND status <> '"'"'done'"'"'")" = 0 ]' "every candidate done"
+out=$("$TAILOR" --db "$tmp/a.db" run resume 1 --quiet 2>&1); rc=$?
+check '[ $rc = 0 ] && [[ "$out" == *"frontier of run 1"* ]]' "resume of a finished run: $out"
+out=$("$TAILOR" --db "$tmp/a.db" run list 2>&1)
+check '[[ "$out" == *"crash"*"finished"* ]]' "list: $out"
+out=$("$TAILOR" --db "$tmp/a.db" run status 2>&1)
+check '[[ "$out" == "run 1 (crash): finished, nsga2, generation 60 of 60"* ]]' "status: $(echo "$out" | head -1)"
+
+# ---- the same run, killed again and again
+"$TAILOR" --db "$tmp/b.db" run start "$tmp/a.json" --quiet > /dev/null 2>&1 &
+pid=$!
+kills=0
+for i in $(seq 1 "$KILLS"); do
+	# a random moment within the next 50 ms (the whole run takes ~1 s)
+	sleep "0.0$((RANDOM % 5))$((RANDOM % 10))"
+	if kill -0 "$pid" 2> /dev/null; then
+		kill -9 "$pid" 2> /dev/null && kills=$((kills + 1))
+		wait "$pid" 2> /dev/null
+	else
+		wait "$pid" 2> /dev/null
+	fi
+	st=$(q "$tmp/b.db" "SELECT status FROM runs WHERE id = 1" 2> /dev/null)
+	[ "$st" = finished ] && break
+	if [ -z "$st" ]; then # killed before the run was recorded: start it again
+		"$TAILOR" --db "$tmp/b.db" run start "$tmp/a.json" --quiet > /dev/null 2>&1 &
+	else
+		"$TAILOR" --db "$tmp/b.db" run resume 1 --quiet > /dev/null 2>&1 &
+	fi
+	pid=$!
+done
+wait "$pid" 2> /dev/null
+if [ "$(q "$tmp/b.db" "SELECT status FROM runs WHERE id = 1" 2> /dev/null)" != finished ]; then
+	"$TAILOR" --db "$tmp/b.db" run resume 1 --quiet > /dev/null 2>&1
+fi
+echo "test_run: $kills kill -9 landed during the run" >&2
+check '[ $kills -ge 1 ]' "no kill landed"
+dump() {
+	q "$1" "SELECT id, generation, genome_hash, parent1_id, parent2_id, origin, status, rank,
+	        crowding, feasible, violation, objectives FROM candidates ORDER BY id;
+	        SELECT generation, evaluated, feasible, frontier_size, hypervolume, reference_point
+	        FROM generations ORDER BY generation;
+	        SELECT status, generation FROM runs;"
+}
+dump "$tmp/a.db" > "$tmp/a.dump"
+dump "$tmp/b.db" > "$tmp/b.dump"
+check 'cmp -s "$tmp/a.dump" "$tmp/b.dump"' "killed run differs from the uninterrupted one: $(diff "$tmp/a.dump" "$tmp/b.dump" | head -5)"
+"$TAILOR" --db "$tmp/b.db" run status 1 > "$tmp/b.out" 2>&1
+sed -n '/^frontier/,$p' "$tmp/a.out" > "$tmp/a.front"
+sed -n '/^frontier/,$p' "$tmp/b.out" > "$tmp/b.front"
+check 'cmp -s "$tmp/a.front" "$tmp/b.front"' "frontiers differ: $(diff "$tmp/a.front" "$tmp/b.front" | head -4)"
+
+# ---- stop
+"$TAILOR" --db "$tmp/c.db" run start "$tmp/a.json" --quiet > /dev/null 2>&1 &
+pid=$!
+for i in $(seq 1 50); do
+	[ "$(q "$tmp/c.db" "SELECT status FROM runs WHERE id = 1" 2> /dev/null)" = running ] && break
+	sleep 0.02
+done
+out=$("$TAILOR" --db "$tmp/c.db" run stop 1 2>&1); rc=$?
+wait "$pid"; prc=$?
+st=$(q "$tmp/c.db" "SELECT status FROM runs WHERE id = 1")
+check '[ $rc = 0 ] && [ $prc = 0 ] && { [ "$st" = stopped ] || [ "$st" = finished ]; }' "stop: rc $rc, process $prc, status $st: $out"
+"$TAILOR" --db "$tmp/c.db" run resume 1 --quiet > /dev/null 2>&1
+check '[ "$(q "$tmp/c.db" "SELECT status FROM runs WHERE id = 1")" = finished ]' "resume after stop"
+
+echo "test_run: $checks checks, $fails failed" >&2
+[ $fails = 0 ]
