@@ -184,12 +184,15 @@ static int print_frontier(db_conn *db, const db_run *r, FILE *f, tl_err *err)
 			if (k[i].rank != 0 || k[i].feasible != 1)
 				continue;
 			fprintf(f, "  %.12s  %s\n", k[i].genome_hash, k[i].objectives ? k[i].objectives : "");
-			/* the backbone, compact */
-			const char *t = k[i].text ? k[i].text : "";
-			const char *bar = strchr(t, '|');
-			const char *end = bar ? strchr(bar + 1, '|') : NULL;
-			if (bar && end)
-				fprintf(f, "      layers:%.*s\n", (int)(end - bar - 1), bar + 1);
+			/* the backbone, by operator names */
+			genome gn;
+			tl_err perr = TL_ERR_INIT;
+			if (k[i].text && genome_parse(&gn, k[i].text, "frontier", &perr) == 0) {
+				fprintf(f, "      %d layers:", gn.n_layers);
+				for (int l = 0; l < gn.n_layers; l++)
+					fprintf(f, " %s", genome_class_label(&gn.classes[gn.layers[l].cls]));
+				fputc('\n', f);
+			}
 		}
 		db_candidates_free(k, n);
 		return 0;

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # scripts/quickstart.sh: the README's main command. Installs what is missing,
-# builds tailor, and runs the main job. Until the search engine lands, the
-# main job is `tailor --help` and a look at a fresh results database.
+# builds tailor (release), and runs the quickstart search
+# (examples/quickstart.json: an LFM2-like space at small width, measured on
+# this machine, device `local`), then prints its frontier. The results go to
+# quickstart.db (or $TAILOR_DB); running it again starts a new run in the
+# same file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-if [ ! -f build/build.ninja ]; then
-	meson setup build --buildtype=release >/dev/null
+if [ ! -f build-release/build.ninja ]; then
+	meson setup build-release --buildtype=release >/dev/null
 fi
-meson compile -C build >/dev/null
-build/cli/tailor --help
+meson compile -C build-release >/dev/null
+db=${TAILOR_DB:-quickstart.db}
+build-release/cli/tailor --db "$db" run start examples/quickstart.json
 echo
-build/cli/tailor --db "${TAILOR_DB:-quickstart.db}" db info
+echo "quickstart: results in $db; try: build-release/cli/tailor --db $db run status"

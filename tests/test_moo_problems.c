@@ -79,9 +79,15 @@ static void pmut(double *x, int nv, tl_rng *rng)
 
 static double front_hv(const problem *p, const double *obj, int n)
 {
-	moo_point *pts = malloc((size_t)n * sizeof *pts);
-	int *rank = malloc((size_t)n * sizeof *rank);
-	double *front = malloc((size_t)n * 3 * sizeof *front);
+	moo_point *pts = calloc((size_t)(n > 0 ? n : 1), sizeof *pts);
+	int *rank = malloc((size_t)(n > 0 ? n : 1) * sizeof *rank);
+	double *front = malloc((size_t)(n > 0 ? n : 1) * 3 * sizeof *front);
+	if (!pts || !rank || !front) {
+		free(pts);
+		free(rank);
+		free(front);
+		return -1;
+	}
 	for (int i = 0; i < n; i++)
 		pts[i] = (moo_point){obj + i * p->m, 0};
 	moo_rank(pts, n, p->m, rank);
