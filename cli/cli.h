@@ -68,5 +68,7 @@ int cmd_genome(int argc, char **argv, cli_ctx *ctx);
 int cmd_build(int argc, char **argv, cli_ctx *ctx);
 int cmd_bench(int argc, char **argv, cli_ctx *ctx);
 int cmd_run(int argc, char **argv, cli_ctx *ctx);
+/* query, frontier and export (argv[0] says which) */
+int cmd_query(int argc, char **argv, cli_ctx *ctx);
 
 #endif

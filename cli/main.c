@@ -23,6 +23,9 @@ static const cli_cmd commands[] = {
 	{"build", "write and compile the on-device harness of a genome (cached)", cmd_build},
 	{"bench", "measure a genome's TTFT, decode speed and peak memory on this machine", cmd_bench},
 	{"run", "start, watch, stop and resume architecture searches", cmd_run},
+	{"frontier", "the current frontier of a run, one row per genome", cmd_query},
+	{"query", "run a read-only SQL query on the results database", cmd_query},
+	{"export", "every candidate of a run as CSV, JSON or JSON lines", cmd_query},
 	{"db", "open, migrate and inspect the results database", cmd_db},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -31,7 +31,7 @@
 typedef struct db_conn db_conn;
 
 /* The schema version this build writes: the number of the last migration. */
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 
 /* Default busy timeout (ms): long enough to ride out another process's
  * commit of one generation, short enough that a wedged writer is reported. */

@@ -64,11 +64,14 @@ typedef struct db_candidate {
 
 void db_candidates_free(db_candidate *c, size_t n);
 
-/* Insert a candidate (its genome row first, INSERT OR IGNORE). status
+/* Insert a candidate (its genome row first, INSERT OR IGNORE; operators,
+ * the genome's layers per operator label as a JSON object, may be NULL and
+ * fills genomes.operators when it is NULL). status
  * "pending" for new ones, "done" with objectives for elites. TL_EEXIST when
  * the run already has this genome in this generation. */
 int db_candidate_add(db_conn *db, int64_t run_id, int64_t generation, const char *hash,
-                     const char *text, int64_t params, int64_t parent1, int64_t parent2,
+                     const char *text, int64_t params, const char *operators,
+                     int64_t parent1, int64_t parent2,
                      const char *origin, const char *status, const char *objectives,
                      int feasible, double violation, int64_t *id, tl_err *err);
 /* The candidates of a generation, by id. */

@@ -302,12 +302,64 @@ static const char migration_2_sql[] =
 	"  CHECK (failure IS NULL OR failure IN ('build', 'connect', 'transfer', 'timeout',\n"
 	"                                        'harness', 'output', 'lost', 'offline', 'busy'));\n"
 	"PRAGMA user_version = 2;\n";
+/* Migration 3 (analysts, issue 9): the layer composition of each genome
+ * (so populations can be summarized by operator in SQL) and the views of
+ * docs/schema.md. */
+static const char migration_3_sql[] =
+	"ALTER TABLE genomes ADD COLUMN operators TEXT -- JSON object: operator label -> layers, e.g. {\"gqa\": 6, \"shortconv\": 10, \"swiglu\": 16}\n"
+	"  CHECK (operators IS NULL OR (json_valid(operators) AND json_type(operators) = 'object'));\n"
+
+	"CREATE VIEW generation_stats AS\n"
+	"SELECT g.run_id, g.generation,\n"
+	"  (SELECT count(*) FROM candidates c\n"
+	"     WHERE c.run_id = g.run_id AND c.generation = g.generation) AS candidates,\n"
+	"  g.evaluated, g.feasible, g.frontier_size, g.hypervolume,\n"
+	"  (SELECT count(*) FROM candidates c WHERE c.run_id = g.run_id\n"
+	"     AND c.generation = g.generation AND c.status = 'failed') AS failed,\n"
+	"  g.started_at, g.finished_at\n"
+	"FROM generations g;\n"
+
+	"CREATE VIEW generation_operators AS\n"
+	"SELECT c.run_id, c.generation, o.key AS operator, sum(o.value) AS layers,\n"
+	"  CAST(sum(o.value) AS REAL) / (SELECT sum(o2.value) FROM candidates c2\n"
+	"     JOIN genomes g2 ON g2.hash = c2.genome_hash, json_each(g2.operators) o2\n"
+	"     WHERE c2.run_id = c.run_id AND c2.generation = c.generation) AS share\n"
+	"FROM candidates c JOIN genomes g ON g.hash = c.genome_hash, json_each(g.operators) o\n"
+	"GROUP BY c.run_id, c.generation, o.key;\n"
+
+	"CREATE VIEW device_summary AS\n"
+	"SELECT d.id AS device_id, d.name, d.transport, d.arch, d.enabled, d.status,\n"
+	"  d.fail_streak, d.last_seen,\n"
+	"  count(m.id) AS measurements,\n"
+	"  coalesce(sum(m.status = 'ok'), 0) AS measurements_ok,\n"
+	"  coalesce(sum(m.status = 'failed'), 0) AS measurements_failed,\n"
+	"  avg(CASE WHEN m.status = 'ok' THEN m.cv END) AS mean_cv,\n"
+	"  max(m.created_at) AS last_measured_at\n"
+	"FROM devices d LEFT JOIN measurements m ON m.device_id = d.id\n"
+	"GROUP BY d.id;\n"
+
+	"CREATE VIEW measurement_stats AS\n"
+	"SELECT m.genome_hash, m.device_id, d.name AS device, m.protocol_hash, m.quant,\n"
+	"  m.prompt_len, m.gen_len, m.depth, m.threads,\n"
+	"  count(*) AS measurements, sum(m.status = 'ok') AS ok,\n"
+	"  avg(m.ttft_ms) AS ttft_ms_mean, min(m.ttft_ms) AS ttft_ms_min, max(m.ttft_ms) AS ttft_ms_max,\n"
+	"  avg(m.decode_ms_p50) AS decode_ms_mean, min(m.decode_ms_p50) AS decode_ms_min,\n"
+	"  max(m.decode_ms_p50) AS decode_ms_max,\n"
+	"  CASE WHEN count(m.decode_ms_p50) > 1 THEN sqrt(max(0.0, (avg(m.decode_ms_p50 * m.decode_ms_p50)\n"
+	"    - avg(m.decode_ms_p50) * avg(m.decode_ms_p50)) * count(m.decode_ms_p50)\n"
+	"    / (count(m.decode_ms_p50) - 1))) / avg(m.decode_ms_p50) END AS decode_ms_cv,\n"
+	"  max(m.peak_rss_bytes) AS peak_rss_bytes_max\n"
+	"FROM measurements m JOIN devices d ON d.id = m.device_id\n"
+	"GROUP BY m.genome_hash, m.device_id, m.protocol_hash;\n"
+	"PRAGMA user_version = 3;\n";
 /* clang-format on */
 
 const db_migration db_migrations[] = {
 	{1, "initial schema", migration_1_sql},
 	{2, "device lab: devices.host_key, work_root, adb_path, timeout_s; measurements.failure",
 	 migration_2_sql},
+	{3, "analysts: genomes.operators; views generation_stats, generation_operators, "
+	    "device_summary, measurement_stats", migration_3_sql},
 };
 
 const size_t db_migrations_count = sizeof db_migrations / sizeof db_migrations[0];

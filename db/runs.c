@@ -219,13 +219,23 @@ void db_candidates_free(db_candidate *c, size_t n)
 }
 
 int db_candidate_add(db_conn *db, int64_t run_id, int64_t generation, const char *hash,
-                     const char *text, int64_t params, int64_t parent1, int64_t parent2,
+                     const char *text, int64_t params, const char *operators,
+                     int64_t parent1, int64_t parent2,
                      const char *origin, const char *status, const char *objectives,
                      int feasible, double violation, int64_t *id, tl_err *err)
 {
 	if (db_genome_ensure(db, hash, text, params, err) < 0)
 		return TL_EDB;
 	sqlite3_stmt *st;
+	if (operators) {
+		if (db_prepare(db, &st, "UPDATE genomes SET operators = ?2 WHERE hash = ?1 AND "
+		               "operators IS NULL", "genome operators", err) < 0)
+			return TL_EDB;
+		bind_s(st, 1, hash);
+		bind_s(st, 2, operators);
+		if (db_step_done(db, &st, "genome operators", err) < 0)
+			return TL_EDB;
+	}
 	if (db_prepare(db, &st,
 	               "INSERT INTO candidates (run_id, generation, genome_hash, parent1_id, "
 	               "parent2_id, origin, status, objectives, feasible, violation, evaluated_at) "

@@ -249,6 +249,25 @@ static int offer(engine *e, child *kids, int *nk, char (*hashes)[65], const geno
 	return 0;
 }
 
+/* Layers per operator label ({"gqa": 6, "swiglu": 16}), for analysts. */
+static char *operators_json(const genome *g)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (o == NULL)
+		return NULL;
+	for (int l = 0; l < g->n_layers; l++) {
+		const char *lab = genome_class_label(&g->classes[g->layers[l].cls]);
+		cJSON *v = cJSON_GetObjectItemCaseSensitive(o, lab);
+		if (v)
+			cJSON_SetNumberValue(v, v->valuedouble + 1);
+		else
+			cJSON_AddNumberToObject(o, lab, 1);
+	}
+	char *s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
 static int insert_children(engine *e, int64_t gen, child *kids, int nk, tl_err *err)
 {
 	for (int i = 0; i < nk; i++) {
@@ -261,9 +280,11 @@ static int insert_children(engine *e, int64_t gen, child *kids, int nk, tl_err *
 			genome_stats_compute(&st, e->arch, 2, 1);
 			params = st.params;
 		}
-		int rc = db_candidate_add(e->db, e->run_id, gen, kids[i].hash, text, params, kids[i].p1,
+		char *ops = operators_json(&kids[i].g);
+		int rc = db_candidate_add(e->db, e->run_id, gen, kids[i].hash, text, params, ops, kids[i].p1,
 		                          kids[i].p2, kids[i].origin, "pending", NULL, -1, NAN, NULL, err);
 		free(text);
+		cJSON_free(ops);
 		if (rc < 0)
 			return rc;
 	}
@@ -526,7 +547,8 @@ static int finish_generation(engine *e, int64_t gen, bool *run_done, tl_err *err
 	if (!last) {
 		for (int i = 0; i < N && rc >= 0; i++) {
 			const db_candidate *k = &p.k[p.idx[keep[i]]];
-			rc = db_candidate_add(e->db, e->run_id, gen + 1, k->genome_hash, k->text, -1, k->id, 0,
+			rc = db_candidate_add(e->db, e->run_id, gen + 1, k->genome_hash, k->text, -1, NULL,
+			                      k->id, 0,
 			                      "elite", "done", k->objectives, k->feasible, k->violation, NULL,
 			                      err);
 		}

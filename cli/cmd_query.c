@@ -1,0 +1,428 @@
+/*
+ * cli/cmd_query.c: `tailor query`, `tailor frontier`, `tailor export`: the
+ * analyst's questions to the results database, on a read-only connection,
+ * rows streamed to the output as SQLite produces them (table, CSV, JSON or
+ * JSON lines).
+ */
+#include "cli.h"
+#include "db.h"
+#include "db_query.h"
+#include "db_runs.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum fmt { F_TABLE, F_CSV, F_JSON, F_JSONL };
+
+/* ---- writers ------------------------------------------------------------------ */
+
+#define TABLE_BUFFER 200 /* rows looked at to size the columns */
+#define TABLE_MAXW 48
+
+typedef struct writer {
+	enum fmt f;
+	FILE *out;
+	long long rows;
+	/* table: the first rows, to size the columns */
+	int ncol;
+	char **names;
+	char ***buf;
+	int nbuf;
+	int *w;
+	bool flushed;
+} writer;
+
+static void csv_field(FILE *o, const char *s)
+{
+	if (s == NULL)
+		return;
+	if (strpbrk(s, ",\"\n\r") == NULL) {
+		fputs(s, o);
+		return;
+	}
+	fputc('"', o);
+	for (; *s; s++) {
+		if (*s == '"')
+			fputc('"', o);
+		fputc(*s, o);
+	}
+	fputc('"', o);
+}
+
+static void json_str(FILE *o, const char *s)
+{
+	fputc('"', o);
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(o, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(o, "\\u%04x", *p);
+		else
+			fputc(*p, o);
+	}
+	fputc('"', o);
+}
+
+static void json_row(FILE *o, int ncol, const char *const *names, const char *const *vals,
+                     const int *types)
+{
+	fputc('{', o);
+	for (int i = 0; i < ncol; i++) {
+		if (i)
+			fputc(',', o);
+		json_str(o, names[i]);
+		fputc(':', o);
+		if (types[i] == DB_T_NULL)
+			fputs("null", o);
+		else if (types[i] == DB_T_TEXT)
+			json_str(o, vals[i]);
+		else if (strstr(vals[i], "inf") || strstr(vals[i], "nan"))
+			fputs("null", o);
+		else
+			fputs(vals[i], o);
+	}
+	fputc('}', o);
+}
+
+static int utf8_len(const char *s)
+{
+	int n = 0;
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
+static void table_cell(FILE *o, const char *s, int w, bool last)
+{
+	int n = utf8_len(s);
+	if (n > w) {
+		int k = 0;
+		const char *p = s;
+		for (; *p && k < w - 1; p++) /* cut at a character boundary */
+			k += ((unsigned char)p[1] & 0xc0) != 0x80;
+		fwrite(s, 1, (size_t)(p - s), o);
+		fputs("…", o);
+		n = w;
+	} else {
+		fputs(s, o);
+	}
+	if (!last)
+		fprintf(o, "%*s  ", w - n, "");
+}
+
+static void table_flush(writer *W)
+{
+	if (W->flushed || W->ncol == 0)
+		return;
+	for (int i = 0; i < W->ncol; i++)
+		table_cell(W->out, W->names[i], W->w[i], i + 1 == W->ncol);
+	fputc('\n', W->out);
+	for (int i = 0; i < W->ncol; i++) {
+		for (int k = 0; k < W->w[i]; k++)
+			fputc('-', W->out);
+		if (i + 1 < W->ncol)
+			fputs("  ", W->out);
+	}
+	fputc('\n', W->out);
+	for (int r = 0; r < W->nbuf; r++) {
+		for (int i = 0; i < W->ncol; i++) {
+			table_cell(W->out, W->buf[r][i], W->w[i], i + 1 == W->ncol);
+			free(W->buf[r][i]);
+		}
+		free(W->buf[r]);
+		fputc('\n', W->out);
+	}
+	W->nbuf = 0;
+	W->flushed = true;
+}
+
+static char *dupstr(const char *s)
+{
+	size_t n = strlen(s);
+	char *d = malloc(n + 1);
+	if (d)
+		memcpy(d, s, n + 1);
+	return d;
+}
+
+static int on_row(void *ctx, int ncol, const char *const *names, const char *const *vals,
+                  const int *types)
+{
+	writer *W = ctx;
+	FILE *o = W->out;
+	if (W->rows == 0) {
+		W->ncol = ncol;
+		if (W->f == F_CSV) {
+			for (int i = 0; i < ncol; i++) {
+				if (i)
+					fputc(',', o);
+				csv_field(o, names[i]);
+			}
+			fputc('\n', o);
+		} else if (W->f == F_JSON) {
+			fputs("[\n", o);
+		} else if (W->f == F_TABLE) {
+			W->names = calloc((size_t)ncol, sizeof *W->names);
+			W->w = calloc((size_t)ncol, sizeof *W->w);
+			W->buf = calloc(TABLE_BUFFER, sizeof *W->buf);
+			if (!W->names || !W->w || !W->buf)
+				return 1;
+			for (int i = 0; i < ncol; i++) {
+				W->names[i] = dupstr(names[i]);
+				W->w[i] = utf8_len(names[i]);
+			}
+		}
+	}
+	switch (W->f) {
+	case F_CSV:
+		for (int i = 0; i < ncol; i++) {
+			if (i)
+				fputc(',', o);
+			csv_field(o, vals[i]);
+		}
+		fputc('\n', o);
+		break;
+	case F_JSON:
+		if (W->rows)
+			fputs(",\n", o);
+		json_row(o, ncol, names, vals, types);
+		break;
+	case F_JSONL:
+		json_row(o, ncol, names, vals, types);
+		fputc('\n', o);
+		break;
+	case F_TABLE:
+		if (!W->flushed && W->nbuf < TABLE_BUFFER) {
+			char **row = calloc((size_t)ncol, sizeof *row);
+			if (!row)
+				return 1;
+			for (int i = 0; i < ncol; i++) {
+				row[i] = dupstr(vals[i] ? vals[i] : "NULL");
+				int n = utf8_len(row[i]);
+				if (n > W->w[i])
+					W->w[i] = n > TABLE_MAXW ? TABLE_MAXW : n;
+			}
+			W->buf[W->nbuf++] = row;
+		} else {
+			table_flush(W);
+			for (int i = 0; i < ncol; i++)
+				table_cell(o, vals[i] ? vals[i] : "NULL", W->w[i], i + 1 == ncol);
+			fputc('\n', o);
+		}
+		break;
+	}
+	W->rows++;
+	return ferror(o) ? 1 : 0;
+}
+
+static void writer_end(writer *W)
+{
+	if (W->f == F_JSON)
+		fputs(W->rows ? "\n]\n" : "[]\n", W->out);
+	if (W->f == F_TABLE) {
+		table_flush(W);
+		if (W->names) {
+			for (int i = 0; i < W->ncol; i++)
+				free(W->names[i]);
+		}
+		free(W->names);
+		free(W->w);
+		free(W->buf);
+		fprintf(stderr, "(%lld row%s)\n", W->rows, W->rows == 1 ? "" : "s");
+	}
+	fflush(W->out);
+}
+
+/* ---- commands --------------------------------------------------------------------- */
+
+static void help(FILE *f, const char *cmd)
+{
+	if (!strcmp(cmd, "query"))
+		fprintf(f,
+		        "usage: tailor [--db PATH] query SQL [--format table|csv|json|jsonl]\n"
+		        "\n"
+		        "Run one SELECT on the results database, read-only (a statement that would\n"
+		        "write is refused), and stream its rows. The tables and views are described\n"
+		        "in docs/schema.md; examples/queries/*.sql holds analysts' questions\n"
+		        "(tailor query \"$(cat examples/queries/best_under_memory.sql)\").\n");
+	else if (!strcmp(cmd, "frontier"))
+		fprintf(f,
+		        "usage: tailor [--db PATH] frontier RUN [--format table|csv|json|jsonl]\n"
+		        "\n"
+		        "The feasible first front of the run's newest ranked generation: one row\n"
+		        "per genome with every objective and constraint metric as a column, the\n"
+		        "parameter count and the genome text.\n");
+	else
+		fprintf(f,
+		        "usage: tailor [--db PATH] export RUN [--format csv|json|jsonl] [-o FILE]\n"
+		        "\n"
+		        "Every candidate of the run (every generation): origin, parents, status,\n"
+		        "rank, crowding, feasibility, violation, every metric as a column, the\n"
+		        "genome's parameters, operators and text. Rows are streamed.\n");
+	fprintf(f,
+	        "\n"
+	        "options:\n"
+	        "  --format F   table (default for query and frontier), csv, json (an array\n"
+	        "               of objects) or jsonl (one object per line; default for export)\n"
+	        "  -o FILE      write there instead of standard output\n"
+	        "  --db PATH    the database (default: $TAILOR_DB, else ./tailor.db)\n"
+	        "  -h, --help   this help\n");
+}
+
+/* The metric names of a run's config: objectives then constraints. */
+static int run_metrics(db_conn *db, int64_t id, char ***names, int *n, tl_err *err)
+{
+	db_run r;
+	*names = NULL;
+	*n = 0;
+	if (db_run_get(db, id, &r, err) < 0)
+		return err->code;
+	cJSON *c = cJSON_Parse(r.config ? r.config : "{}");
+	db_run_clear(&r);
+	const char *lists[2] = {"objectives", "constraints"};
+	char **v = calloc(32, sizeof *v);
+	if (c == NULL || v == NULL) {
+		cJSON_Delete(c);
+		free(v);
+		return tl_err_set(err, TL_EPARSE, "run %lld: stored config is not JSON", (long long)id);
+	}
+	for (int l = 0; l < 2; l++) {
+		const cJSON *a = cJSON_GetObjectItemCaseSensitive(c, lists[l]), *o;
+		cJSON_ArrayForEach(o, a) {
+			const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "metric");
+			bool dup = false;
+			for (int i = 0; i < *n; i++)
+				dup |= cJSON_IsString(m) && !strcmp(v[i], m->valuestring);
+			if (cJSON_IsString(m) && !dup && *n < 32 && !strchr(m->valuestring, '"'))
+				v[(*n)++] = dupstr(m->valuestring);
+		}
+	}
+	cJSON_Delete(c);
+	*names = v;
+	return 0;
+}
+
+static void free_names(char **v, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* "json_extract(c.objectives, '$.\"m\"') AS \"m\"" for each metric. */
+static char *metric_columns(char **m, int n)
+{
+	size_t cap = 64 + (size_t)n * 160;
+	char *s = malloc(cap);
+	if (s == NULL)
+		return NULL;
+	s[0] = '\0';
+	for (int i = 0; i < n; i++) {
+		size_t len = strlen(s);
+		snprintf(s + len, cap - len, ", json_extract(c.objectives, '$.\"%s\"') AS \"%s\"", m[i],
+		         m[i]);
+	}
+	return s;
+}
+
+int cmd_query(int argc, char **argv, cli_ctx *ctx)
+{
+	const char *cmd = argv[0];
+	static const struct option longopts[] = {
+		{"help", no_argument, NULL, 'h'},      {"format", required_argument, NULL, 'f'},
+		{"output", required_argument, NULL, 'o'}, {"db", required_argument, NULL, 'd'},
+		{NULL, 0, NULL, 0},
+	};
+	bool is_export = !strcmp(cmd, "export");
+	enum fmt f = is_export ? F_JSONL : F_TABLE;
+	const char *outpath = NULL, *db_flag = ctx->db_flag;
+	int c;
+	cli_opt_reset();
+	while ((c = cli_opt_next(argc, argv, "hf:o:", longopts, cmd)) != -1) {
+		switch (c) {
+		case 'h': help(stdout, cmd); return CLI_OK;
+		case 'f':
+			if (!strcmp(optarg, "table") && !is_export)
+				f = F_TABLE;
+			else if (!strcmp(optarg, "csv"))
+				f = F_CSV;
+			else if (!strcmp(optarg, "json"))
+				f = F_JSON;
+			else if (!strcmp(optarg, "jsonl"))
+				f = F_JSONL;
+			else
+				return cli_usage(cmd, "--format: '%s': %s", optarg,
+				                 is_export ? "csv, json or jsonl" : "table, csv, json or jsonl");
+			break;
+		case 'o': outpath = optarg; break;
+		case 'd': db_flag = optarg; break;
+		default: return CLI_USAGE;
+		}
+	}
+	if (optind + 1 != argc)
+		return cli_usage(cmd, "%s", !strcmp(cmd, "query") ? "give one SQL statement (quoted)"
+		                                                 : "give one RUN id");
+	tl_err err = TL_ERR_INIT;
+	int64_t run = 0;
+	if (strcmp(cmd, "query") != 0 &&
+	    tl_parse_i64(&run, argv[optind], 1, INT64_MAX, "RUN", &err) < 0)
+		return cli_usage(cmd, "'%s': not a run id (see 'tailor run list')", argv[optind]);
+	db_conn *db = NULL;
+	if (db_open(&db, db_path_resolve(db_flag), DB_OPEN_READONLY, &err) < 0)
+		return cli_fail(&err);
+	FILE *out = stdout;
+	if (outpath && (out = fopen(outpath, "w")) == NULL) {
+		tl_err_setsub(&err, TL_EIO, errno, "%s: -o %s: cannot write: %s", cmd, outpath,
+		              strerror(errno));
+		db_close(db);
+		return cli_fail(&err);
+	}
+	writer W = {.f = f, .out = out};
+	int rc = 0;
+	if (!strcmp(cmd, "query")) {
+		rc = db_query_stream(db, argv[optind], NULL, 0, on_row, &W, &err);
+	} else {
+		char **m = NULL;
+		int nm = 0;
+		char *cols = NULL, *sql = NULL;
+		if ((rc = run_metrics(db, run, &m, &nm, &err)) == 0) {
+			cols = metric_columns(m, nm);
+			sql = malloc(strlen(cols ? cols : "") + 1024);
+		}
+		if (rc == 0 && (!cols || !sql))
+			rc = tl_err_set(&err, TL_ENOMEM, "%s: out of memory", cmd);
+		if (rc == 0 && !is_export)
+			sprintf(sql,
+			        "SELECT c.id AS candidate, c.generation + 1 AS generation, "
+			        "substr(c.genome_hash, 1, 12) AS genome%s, g.params AS genome_params, "
+			        "g.operators, g.text "
+			        "FROM candidates c JOIN genomes g ON g.hash = c.genome_hash "
+			        "WHERE c.run_id = ?1 AND c.rank = 0 AND c.feasible = 1 AND c.generation = "
+			        "(SELECT max(generation) FROM candidates WHERE run_id = ?1 AND rank IS NOT NULL) "
+			        "ORDER BY c.id",
+			        cols);
+		else if (rc == 0)
+			sprintf(sql,
+			        "SELECT c.id AS candidate, c.generation + 1 AS generation, c.genome_hash, "
+			        "c.origin, c.parent1_id, c.parent2_id, c.status, c.rank, c.crowding, "
+			        "c.feasible, c.violation%s, g.params AS genome_params, g.operators, c.error, "
+			        "c.created_at, "
+			        "c.evaluated_at, g.text FROM candidates c "
+			        "JOIN genomes g ON g.hash = c.genome_hash WHERE c.run_id = ?1 ORDER BY c.id",
+			        cols);
+		if (rc == 0)
+			rc = db_query_stream(db, sql, &run, 1, on_row, &W, &err);
+		free(cols);
+		free(sql);
+		free_names(m, nm);
+	}
+	if (rc == 0)
+		writer_end(&W);
+	if (out != stdout && fclose(out) != 0 && rc == 0)
+		rc = tl_err_setsub(&err, TL_EIO, errno, "%s: -o %s: write failed", cmd, outpath);
+	db_close(db);
+	return rc < 0 ? cli_fail(&err) : CLI_OK;
+}
