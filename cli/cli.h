@@ -62,13 +62,43 @@ struct cJSON;
 int cli_bench_local(struct cJSON **out, const char *arch_text, const cli_bench_args *a,
                     tl_err *err);
 
+/* Put a harness on a device (cli/cmd_device.c): build it for the device's
+ * toolchain through the build cache and upload the binary, or, for a device
+ * that compiles itself, push the build dir and run make there; the harness
+ * is WD/tailor-bench in a fresh work dir on the device (wd, which the
+ * caller removes with dev_workdir_remove, also after a failure when wd[0]).
+ * arch_text NULL: a harness without an architecture (--probe). build_hash
+ * gets the build key; *stage says where a failure happened. */
+enum { CLI_STAGE_BUILD = 1, CLI_STAGE_TRANSFER = 2 };
+struct dev_session;
+int cli_dev_harness(struct dev_session *s, const char *arch_text, const char *quant, char *wd,
+                    size_t wd_n, char build_hash[65], int *stage, tl_err *err);
+
+/* `tailor bench GENOME --device NAME...` (cli/cmd_device.c): build for each
+ * device's toolchain (or on the device), push, run the harness under its run
+ * prefix, store every measurement, ok or failed, with the device's
+ * fingerprint. Devices run in parallel through the device pool. */
+#define CLI_BENCH_MAX_DEVICES 16
+typedef struct cli_dev_bench_args {
+	long long prompt, gen, depth, threads, repeat; /* threads 0: the device's */
+	double timeout_s;
+	uint64_t seed;
+	const char *quant, *kv;
+	bool json;
+} cli_dev_bench_args;
+int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *names, int n,
+                      const cli_dev_bench_args *a);
+
 /* The command groups. */
 int cmd_db(int argc, char **argv, cli_ctx *ctx);
 int cmd_genome(int argc, char **argv, cli_ctx *ctx);
 int cmd_build(int argc, char **argv, cli_ctx *ctx);
 int cmd_bench(int argc, char **argv, cli_ctx *ctx);
+int cmd_train(int argc, char **argv, cli_ctx *ctx);
+int cmd_device(int argc, char **argv, cli_ctx *ctx);
 int cmd_run(int argc, char **argv, cli_ctx *ctx);
 /* query, frontier and export (argv[0] says which) */
 int cmd_query(int argc, char **argv, cli_ctx *ctx);
+int cmd_report(int argc, char **argv, cli_ctx *ctx);
 
 #endif

@@ -73,7 +73,7 @@ static void bench_help(FILE *f)
 	fprintf(f,
 	        "usage: tailor bench GENOME [--prompt P] [--gen N] [--depth D] [--threads T]\n"
 	        "                    [--quant Q] [--kv K] [--seed S] [--repeat R] [--timeout SEC]\n"
-	        "                    [--cc CC] [--cflags FLAGS] [--json]\n"
+	        "                    [--cc CC] [--cflags FLAGS] [--json] [--device NAME]...\n"
 	        "       tailor bench --bandwidth [--threads T] [--cc CC] [--cflags FLAGS] [--json]\n"
 	        "\n"
 	        "Build GENOME's harness through the build cache (see 'tailor build --help'),\n"
@@ -98,6 +98,11 @@ static void bench_help(FILE *f)
 	        "  --bandwidth       measure read and copy bandwidth and the FMA and int8-dot\n"
 	        "                    peaks instead (no GENOME)\n"
 	        "  --json            print the harness's JSON object as it is\n"
+	        "  --device NAME     run on registered device NAME instead (repeatable: the\n"
+	        "                    devices run in parallel), with its toolchain, run prefix\n"
+	        "                    and threads, and store the measurement (status, reason on\n"
+	        "                    failure, device fingerprint) in the database (--db before\n"
+	        "                    the command); exit 1 when any device failed\n"
 	        "  -h, --help        this help\n");
 }
 
@@ -500,8 +505,12 @@ int cmd_bench(int argc, char **argv, cli_ctx *ctx)
 		{"repeat", required_argument, NULL, 'r'}, {"timeout", required_argument, NULL, 'T'},
 		{"cc", required_argument, NULL, 'c'},     {"cflags", required_argument, NULL, 'f'},
 		{"json", no_argument, NULL, 'j'},         {"bandwidth", no_argument, NULL, 'B'},
+		{"device", required_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
+	const char *devices[CLI_BENCH_MAX_DEVICES];
+	int n_devices = 0;
+	bool threads_given = false, toolchain_given = false;
 	bench_opts b = {.prompt = 512, .gen = 128, .depth = 0, .threads = 2, .repeat = 1,
 	                .timeout = 3600, .seed = 1, .quant = "q4_0", .kv = "f16"};
 	bool run_flags = false; /* a flag that only a model run takes */
@@ -534,6 +543,12 @@ int cmd_bench(int argc, char **argv, cli_ctx *ctx)
 		case 't':
 			if (cli_int_arg(&b.threads, optarg, 1, 256, "bench", "--threads") < 0)
 				return CLI_USAGE;
+			threads_given = true;
+			break;
+		case 'V':
+			if (n_devices == CLI_BENCH_MAX_DEVICES)
+				return cli_usage("bench", "--device: at most %d devices", CLI_BENCH_MAX_DEVICES);
+			devices[n_devices++] = optarg;
 			break;
 		case 'r':
 			run_flags = true;
@@ -562,8 +577,8 @@ int cmd_bench(int argc, char **argv, cli_ctx *ctx)
 			if (tl_parse_u64(&b.seed, optarg, "--seed", &err) < 0)
 				return cli_usage("bench", "%s", err.msg);
 			break;
-		case 'c': o.cc = optarg; break;
-		case 'f': o.cflags = optarg; break;
+		case 'c': o.cc = optarg; toolchain_given = true; break;
+		case 'f': o.cflags = optarg; toolchain_given = true; break;
 		case 'j': b.json = true; break;
 		case 'B': b.bandwidth = true; break;
 		default: return CLI_USAGE;
@@ -571,6 +586,25 @@ int cmd_bench(int argc, char **argv, cli_ctx *ctx)
 	}
 	if (op_emit_opts_check(&o, &err) < 0)
 		return cli_usage("bench", "%s", err.msg);
+	if (n_devices > 0) {
+		/* On registered devices (cli/cmd_device.c): their toolchains, run
+		 * prefixes and threads; the measurement is stored. */
+		if (b.bandwidth)
+			return cli_usage("bench", "--device takes a GENOME (for a device's bandwidth: "
+			                 "tailor device probe NAME)");
+		if (toolchain_given)
+			return cli_usage("bench", "--cc/--cflags come from the device with --device "
+			                 "(see tailor device show NAME)");
+		if (optind >= argc)
+			return cli_usage("bench", "missing GENOME argument");
+		if (optind + 1 < argc)
+			return cli_usage("bench", "unexpected argument '%s'", argv[optind + 1]);
+		cli_dev_bench_args a = {.prompt = b.prompt, .gen = b.gen, .depth = b.depth,
+		                        .threads = threads_given ? b.threads : 0,
+		                        .repeat = b.repeat, .timeout_s = (double)b.timeout,
+		                        .seed = b.seed, .quant = b.quant, .kv = b.kv, .json = b.json};
+		return cli_bench_devices(ctx, argv[optind], devices, n_devices, &a);
+	}
 	if (b.bandwidth) {
 		if (optind < argc)
 			return cli_usage("bench", "--bandwidth takes no GENOME ('%s')", argv[optind]);

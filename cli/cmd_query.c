@@ -371,7 +371,10 @@ int cmd_query(int argc, char **argv, cli_ctx *ctx)
 	    tl_parse_i64(&run, argv[optind], 1, INT64_MAX, "RUN", &err) < 0)
 		return cli_usage(cmd, "'%s': not a run id (see 'tailor run list')", argv[optind]);
 	db_conn *db = NULL;
-	if (db_open(&db, db_path_resolve(db_flag), DB_OPEN_READONLY, &err) < 0)
+	/* query: read-only, as the file is; frontier and export: opened as usual
+	 * (an older file gets the current schema), their statements only read */
+	if (db_open(&db, db_path_resolve(db_flag), !strcmp(cmd, "query") ? DB_OPEN_READONLY : 0,
+	            &err) < 0)
 		return cli_fail(&err);
 	FILE *out = stdout;
 	if (outpath && (out = fopen(outpath, "w")) == NULL) {

@@ -21,11 +21,14 @@ typedef struct cli_cmd {
 static const cli_cmd commands[] = {
 	{"genome", "show, validate, sample, mutate and cross architecture genomes", cmd_genome},
 	{"build", "write and compile the on-device harness of a genome (cached)", cmd_build},
-	{"bench", "measure a genome's TTFT, decode speed and peak memory on this machine", cmd_bench},
+	{"bench", "measure a genome's TTFT, decode speed and peak memory here or on devices", cmd_bench},
+	{"device", "register, probe and trust the lab's devices (SSH hosts, phones via adb)", cmd_device},
 	{"run", "start, watch, stop and resume architecture searches", cmd_run},
+	{"train", "estimate a genome's quality: train its proxy (LM, MAD) or run a command", cmd_train},
 	{"frontier", "the current frontier of a run, one row per genome", cmd_query},
 	{"query", "run a read-only SQL query on the results database", cmd_query},
 	{"export", "every candidate of a run as CSV, JSON or JSON lines", cmd_query},
+	{"report", "write a run's self-contained HTML report with plots", cmd_report},
 	{"db", "open, migrate and inspect the results database", cmd_db},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -95,4 +95,25 @@ int db_generation_put(db_conn *db, int64_t run_id, int64_t generation, int64_t e
 int db_generation_finished(db_conn *db, int64_t run_id, int64_t generation, bool *finished,
                            tl_err *err);
 
+/* ---- for reports ---------------------------------------------------------- */
+
+/* Every candidate of the run, all generations, by id. */
+int db_candidates_all(db_conn *db, int64_t run_id, db_candidate **out, size_t *n, tl_err *err);
+
+typedef struct db_generation {
+	int64_t generation, evaluated, feasible, frontier_size;
+	double hypervolume; /* NaN: NULL */
+} db_generation;
+/* The run's finished generations, in order. */
+int db_generations_of(db_conn *db, int64_t run_id, db_generation **out, size_t *n, tl_err *err);
+
+typedef struct db_opshare {
+	int64_t generation;
+	char op[32];
+	int64_t layers;
+	double share;
+} db_opshare;
+/* The view generation_operators for one run, by generation then operator. */
+int db_operator_shares(db_conn *db, int64_t run_id, db_opshare **out, size_t *n, tl_err *err);
+
 #endif /* DB_RUNS_H */

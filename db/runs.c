@@ -449,3 +449,109 @@ int db_generation_finished(db_conn *db, int64_t run_id, int64_t generation, bool
 		return db_fail(db, rc, "generation", err);
 	return 0;
 }
+
+/* ---- for reports ------------------------------------------------------------- */
+
+int db_candidates_all(db_conn *db, int64_t run_id, db_candidate **out, size_t *n, tl_err *err)
+{
+	sqlite3_stmt *st;
+	*out = NULL;
+	*n = 0;
+	if (db_prepare(db, &st,
+	               "SELECT " CAND_COLS " FROM candidates c JOIN genomes g ON g.hash = c.genome_hash "
+	               "WHERE c.run_id = ?1 ORDER BY c.id",
+	               "candidates", err) < 0)
+		return TL_EDB;
+	sqlite3_bind_int64(st, 1, run_id);
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 256;
+			db_candidate *p = realloc(*out, cap * sizeof *p);
+			if (p == NULL) {
+				sqlite3_finalize(st);
+				return tl_err_set(err, TL_ENOMEM, "candidates: out of memory");
+			}
+			*out = p;
+		}
+		read_cand(st, &(*out)[(*n)++]);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "candidates", err);
+	return 0;
+}
+
+int db_generations_of(db_conn *db, int64_t run_id, db_generation **out, size_t *n, tl_err *err)
+{
+	sqlite3_stmt *st;
+	*out = NULL;
+	*n = 0;
+	if (db_prepare(db, &st,
+	               "SELECT generation, evaluated, feasible, frontier_size, hypervolume "
+	               "FROM generations WHERE run_id = ?1 AND finished_at IS NOT NULL "
+	               "ORDER BY generation",
+	               "generations", err) < 0)
+		return TL_EDB;
+	sqlite3_bind_int64(st, 1, run_id);
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 64;
+			db_generation *p = realloc(*out, cap * sizeof *p);
+			if (p == NULL) {
+				sqlite3_finalize(st);
+				return tl_err_set(err, TL_ENOMEM, "generations: out of memory");
+			}
+			*out = p;
+		}
+		db_generation *g = &(*out)[(*n)++];
+		g->generation = sqlite3_column_int64(st, 0);
+		g->evaluated = sqlite3_column_int64(st, 1);
+		g->feasible = sqlite3_column_int64(st, 2);
+		g->frontier_size = sqlite3_column_int64(st, 3);
+		g->hypervolume = sqlite3_column_type(st, 4) == SQLITE_NULL ? NAN
+		                                                           : sqlite3_column_double(st, 4);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "generations", err);
+	return 0;
+}
+
+int db_operator_shares(db_conn *db, int64_t run_id, db_opshare **out, size_t *n, tl_err *err)
+{
+	sqlite3_stmt *st;
+	*out = NULL;
+	*n = 0;
+	if (db_prepare(db, &st,
+	               "SELECT generation, operator, layers, share FROM generation_operators "
+	               "WHERE run_id = ?1 ORDER BY generation, operator",
+	               "operator shares", err) < 0)
+		return TL_EDB;
+	sqlite3_bind_int64(st, 1, run_id);
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 128;
+			db_opshare *p = realloc(*out, cap * sizeof *p);
+			if (p == NULL) {
+				sqlite3_finalize(st);
+				return tl_err_set(err, TL_ENOMEM, "operator shares: out of memory");
+			}
+			*out = p;
+		}
+		db_opshare *o = &(*out)[(*n)++];
+		o->generation = sqlite3_column_int64(st, 0);
+		copy_col(st, 1, o->op, sizeof o->op);
+		o->layers = sqlite3_column_int64(st, 2);
+		o->share = sqlite3_column_double(st, 3);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "operator shares", err);
+	return 0;
+}

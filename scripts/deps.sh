@@ -10,6 +10,8 @@ PACKAGES=(
 	sqlite3                                  # for analysts and the docs' examples
 	clang libclang-rt-14-dev                 # libFuzzer targets, sanitizer runtime
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # NEON path, cross builds for phones
+	openssh-server openssh-client            # the device lab's tests start a real sshd
+	chromium python3                         # the report's browser test (headless, offline)
 )
 
 missing=()

@@ -1,0 +1,1474 @@
+/*
+ * cli/cmd_device.c: `tailor device`: the lab operator's commands (register,
+ * list, show, probe, trust, remove, enable, disable devices; docs/devices.md),
+ * and cli_dev_harness, which puts a genome's harness on a device (a build
+ * with the device's toolchain pushed as one file, or the build dir pushed and
+ * compiled there) for `tailor bench --device` and `device probe`.
+ *
+ *   device add NAME [connection, toolchain and run options]
+ *   device add --file FILE          several devices from JSON, all or none
+ *   device list [--json]
+ *   device show NAME [--json]
+ *   device probe NAME... [--no-bandwidth] [--timeout SEC]
+ *   device trust NAME [--fingerprint SHA256:...] [--replace] [--yes]
+ *   device remove NAME / enable NAME / disable NAME
+ */
+#include "cli.h"
+#include "db.h"
+#include "dev.h"
+#include "genome.h"
+#include "op_emit.h"
+#include "tailor_config.h"
+
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void device_help(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: tailor [--db PATH] device add NAME [OPTIONS]\n"
+	    "       tailor [--db PATH] device add --file FILE\n"
+	    "       tailor [--db PATH] device list [--json]\n"
+	    "       tailor [--db PATH] device show NAME [--json]\n"
+	    "       tailor [--db PATH] device probe NAME... [--no-bandwidth] [--timeout SEC]\n"
+	    "       tailor [--db PATH] device trust NAME [--fingerprint FP] [--replace] [--yes]\n"
+	    "       tailor [--db PATH] device remove|enable|disable NAME\n"
+	    "\n"
+	    "The device lab: machines candidates are measured on (docs/devices.md).\n"
+	    "'local' (this machine) always exists. A device is reached over SSH, or is a\n"
+	    "phone on USB behind an SSH lab host (adb); its host key must be accepted\n"
+	    "once with 'device trust' before anything runs there.\n"
+	    "\n"
+	    "add options:\n"
+	    "  --transport T        local, ssh or adb (default: ssh with --host, adb with\n"
+	    "                       --serial)\n"
+	    "  --host H             ssh: the device; adb: the lab host\n"
+	    "  --port P             SSH port (default 22)\n"
+	    "  --user U             SSH login (default: your user name)\n"
+	    "  --key PATH           private key file (referenced, never copied)\n"
+	    "  --agent              authenticate with ssh-agent ($SSH_AUTH_SOCK)\n"
+	    "  --known-hosts PATH   known_hosts file (default ~/.ssh/known_hosts)\n"
+	    "  --serial S           adb: the phone's serial on the lab host ('adb devices')\n"
+	    "  --adb PATH           adb: the adb command on the lab host (default adb)\n"
+	    "  --arch A             architecture (probe fills it in), e.g. aarch64\n"
+	    "  --cc CC              compiler for builds on this machine, e.g.\n"
+	    "                       aarch64-linux-gnu-gcc (default cc)\n"
+	    "  --cflags FLAGS       its flags (default '-O3 -march=native')\n"
+	    "  --compile-on-device  push the build dir and run make on the device instead\n"
+	    "  --run-prefix WORDS   words before the harness, e.g. 'taskset -c 4-7' or\n"
+	    "                       'qemu-aarch64 -L /usr/aarch64-linux-gnu' (split at\n"
+	    "                       spaces and quoted: no shell syntax)\n"
+	    "  --threads T          harness threads on this device\n"
+	    "  --label L            a label (repeatable), e.g. phone\n"
+	    "  --work-root DIR      where per-run work dirs are made on the device\n"
+	    "                       (default ~/.cache/tailor; adb: /data/local/tmp)\n"
+	    "  --timeout SEC        connect and read timeout (default %d)\n"
+	    "  --disabled           register it disabled\n"
+	    "  --file FILE          add the devices of a JSON file: {\"devices\": [{\"name\":\n"
+	    "                       ..., \"host\": ..., ...}]}, keys as the options above\n"
+	    "                       with _ for -, \"labels\" an array; all or none are added\n"
+	    "\n"
+	    "other options:\n"
+	    "  --json               machine-readable output (list, show)\n"
+	    "  --no-bandwidth       probe: skip the memory bandwidth measurement\n"
+	    "  --timeout SEC        probe: time allowed for the bandwidth run (default 600)\n"
+	    "  --fingerprint FP     trust: accept only this key (SHA256:...)\n"
+	    "  --replace            trust: replace a different key recorded for the host\n"
+	    "  --yes                trust: do not ask (the default when stdin is not a\n"
+	    "                       terminal)\n"
+	    "  --db PATH            the database (default: $TAILOR_DB, else ./tailor.db)\n"
+	    "  -h, --help           this help\n",
+	    DEV_TIMEOUT_DEFAULT);
+}
+
+/* ---- the harness on a device ------------------------------------------------------ */
+
+static void toolchain_of(op_emit_opts *o, const db_device *d, const char *quant)
+{
+	op_emit_opts_init(o);
+	o->tool_version = TAILOR_VERSION;
+	if (d->toolchain_cc[0])
+		o->cc = d->toolchain_cc;
+	if (d->toolchain_flags[0])
+		o->cflags = d->toolchain_flags;
+	if (quant)
+		o->quant = quant;
+}
+
+static int rm_rf_local(const char *dir)
+{
+	char *cmd = NULL;
+	tl_err err = TL_ERR_INIT;
+	if (dev_shell_append(&cmd, "rm", &err) < 0 || dev_shell_append(&cmd, "-rf", &err) < 0 ||
+	    dev_shell_append(&cmd, dir, &err) < 0) {
+		free(cmd);
+		return -1;
+	}
+	int rc = system(cmd);
+	free(cmd);
+	return rc;
+}
+
+int cli_dev_harness(dev_session *s, const char *arch_text, const char *quant, char *wd, size_t wd_n,
+                    char build_hash[65], int *stage, tl_err *err)
+{
+	const db_device *d = dev_session_device(s);
+	op_emit_opts o;
+	int rc;
+	toolchain_of(&o, d, quant);
+	wd[0] = '\0';
+	build_hash[0] = '\0';
+	*stage = CLI_STAGE_BUILD;
+	if ((rc = op_emit_opts_check(&o, err)) < 0) {
+		tl_err_prefix(err, "device %s", d->name);
+		return rc;
+	}
+	if (!d->compile_on_device) {
+		op_emit_result r;
+		if ((rc = op_emit_build(&r, NULL, arch_text, &o, err)) < 0)
+			return rc;
+		tl_strlcpy(build_hash, r.key, 65);
+		*stage = CLI_STAGE_TRANSFER;
+		if ((rc = dev_workdir_create(s, wd, wd_n, err)) < 0)
+			return rc;
+		return dev_upload(s, r.binary, wd, OP_EMIT_BINARY, 0755, err);
+	}
+	/* Compile on the device: emit the dir here, push every file, make there. */
+	char tmpl[] = "/tmp/tailor-emit.XXXXXX";
+	if (mkdtemp(tmpl) == NULL)
+		return tl_err_set(err, TL_EIO, "build: cannot make a temporary dir in /tmp");
+	char key[65];
+	rc = op_emit_key(key, arch_text, &o, err);
+	if (rc == 0)
+		rc = op_emit_build_dir(tmpl, arch_text, &o, err);
+	if (rc < 0)
+		goto out;
+	tl_strlcpy(build_hash, key, 65);
+	*stage = CLI_STAGE_TRANSFER;
+	if ((rc = dev_workdir_create(s, wd, wd_n, err)) < 0)
+		goto out;
+	const char *extra[] = {"Makefile", "bench_config.h", "arch.txt", "build.json"};
+	for (size_t i = 0; rc == 0 && i < op_emit_n_sources + 4; i++) {
+		const char *name =
+		    i < op_emit_n_sources ? op_emit_sources[i].name : extra[i - op_emit_n_sources];
+		char path[OP_EMIT_PATH_MAX + 300];
+		snprintf(path, sizeof path, "%s/%s", tmpl, name);
+		if (access(path, F_OK) != 0)
+			continue; /* arch.txt without an arch */
+		rc = dev_upload(s, path, wd, name, 0644, err);
+	}
+	if (rc < 0)
+		goto out;
+	*stage = CLI_STAGE_BUILD;
+	rc = dev_run(s, wd, "make -s >build.log 2>&1 || { tail -n 5 build.log >&2; exit 1; }", 1800,
+	             NULL, "build on the device", err);
+out:
+	rm_rf_local(tmpl);
+	return rc;
+}
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static int open_db(db_conn **db, const char *flag, tl_err *err)
+{
+	return db_open(db, db_path_resolve(flag), 0, err);
+}
+
+static int set_text(char *dst, size_t n, const char *val, const char *flag)
+{
+	if (tl_strlcpy(dst, val, n) >= n)
+		return cli_usage("device", "%s: '%.40s...': longer than %zu characters", flag, val,
+		                 n - 1);
+	return 0;
+}
+
+static int add_label(db_device *d, const char *label)
+{
+	for (const char *p = label; *p; p++)
+		if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20)
+			return cli_usage("device",
+			                 "--label '%s': no quotes, backslashes or control "
+			                 "characters",
+			                 label);
+	size_t n = strlen(d->labels);
+	if (n < 2 || d->labels[n - 1] != ']')
+		tl_strlcpy(d->labels, "[]", sizeof d->labels);
+	n = strlen(d->labels);
+	char buf[sizeof d->labels];
+	int k = snprintf(buf, sizeof buf, "%.*s%s\"%s\"]", (int)(n - 1), d->labels,
+	                 n > 2 ? ", " : "", label);
+	if (k < 0 || (size_t)k >= sizeof buf)
+		return cli_usage("device", "--label: too many labels");
+	tl_strlcpy(d->labels, buf, sizeof d->labels);
+	return 0;
+}
+
+static const char *or_dash(const char *s)
+{
+	return s && *s ? s : "-";
+}
+
+/* ---- add ------------------------------------------------------------------------ */
+
+/* Fill d from one JSON object of a devices file; usage errors name it. */
+static int device_from_json(db_device *d, const cJSON *o, const char *file, int idx)
+{
+	const cJSON *it;
+	char where[600];
+	db_device_init(d);
+	snprintf(where, sizeof where, "%s: devices[%d]", file, idx);
+	if (!cJSON_IsObject(o))
+		return cli_usage("device", "%s: not an object", where);
+	static const struct {
+		const char *key;
+		size_t off, n;
+	} texts[] = {
+	    {"name", offsetof(db_device, name), sizeof((db_device *)0)->name},
+	    {"transport", offsetof(db_device, transport), sizeof((db_device *)0)->transport},
+	    {"host", offsetof(db_device, host), sizeof((db_device *)0)->host},
+	    {"user", offsetof(db_device, user), sizeof((db_device *)0)->user},
+	    {"key", offsetof(db_device, key_path), sizeof((db_device *)0)->key_path},
+	    {"known_hosts", offsetof(db_device, known_hosts), sizeof((db_device *)0)->known_hosts},
+	    {"serial", offsetof(db_device, adb_serial), sizeof((db_device *)0)->adb_serial},
+	    {"adb", offsetof(db_device, adb_path), sizeof((db_device *)0)->adb_path},
+	    {"arch", offsetof(db_device, arch), sizeof((db_device *)0)->arch},
+	    {"cc", offsetof(db_device, toolchain_cc), sizeof((db_device *)0)->toolchain_cc},
+	    {"cflags", offsetof(db_device, toolchain_flags),
+	     sizeof((db_device *)0)->toolchain_flags},
+	    {"run_prefix", offsetof(db_device, run_prefix), sizeof((db_device *)0)->run_prefix},
+	    {"work_root", offsetof(db_device, work_root), sizeof((db_device *)0)->work_root},
+	};
+	static const char *const ints[] = {"port", "threads", "timeout"};
+	static const char *const bools[] = {"agent", "compile_on_device", "enabled"};
+	cJSON_ArrayForEach(it, o)
+	{
+		const char *k = it->string;
+		bool known = false;
+		for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+			if (strcmp(k, texts[i].key) != 0)
+				continue;
+			known = true;
+			if (!cJSON_IsString(it))
+				return cli_usage("device", "%s.%s: give a string", where, k);
+			char flag[700];
+			snprintf(flag, sizeof flag, "%s.%s", where, k);
+			if (set_text((char *)d + texts[i].off, texts[i].n, it->valuestring, flag) !=
+			    0)
+				return CLI_USAGE;
+		}
+		for (size_t i = 0; i < 3; i++) {
+			if (strcmp(k, ints[i]) != 0)
+				continue;
+			known = true;
+			if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) ||
+			    it->valuedouble < 1 || it->valuedouble > 65535)
+				return cli_usage("device", "%s.%s: give a whole number in range",
+				                 where, k);
+			int v = (int)it->valuedouble;
+			if (i == 0)
+				d->port = v;
+			else if (i == 1)
+				d->threads = v;
+			else
+				d->timeout_s = v;
+		}
+		for (size_t i = 0; i < 3; i++) {
+			if (strcmp(k, bools[i]) != 0)
+				continue;
+			known = true;
+			if (!cJSON_IsBool(it))
+				return cli_usage("device", "%s.%s: give true or false", where, k);
+			bool v = cJSON_IsTrue(it);
+			if (i == 0)
+				d->use_agent = v;
+			else if (i == 1)
+				d->compile_on_device = v;
+			else
+				d->enabled = v;
+		}
+		if (strcmp(k, "labels") == 0) {
+			known = true;
+			const cJSON *l;
+			if (!cJSON_IsArray(it))
+				return cli_usage("device", "%s.labels: give an array of strings",
+				                 where);
+			cJSON_ArrayForEach(l, it)
+			{
+				if (!cJSON_IsString(l))
+					return cli_usage(
+					    "device", "%s.labels: give an array of strings", where);
+				if (add_label(d, l->valuestring) != 0)
+					return CLI_USAGE;
+			}
+		}
+		if (!known)
+			return cli_usage(
+			    "device",
+			    "%s: unknown key '%s' (name, transport, host, port, user, key, "
+			    "agent, known_hosts, serial, adb, arch, cc, cflags, "
+			    "compile_on_device, run_prefix, threads, labels, work_root, "
+			    "timeout, enabled)",
+			    where, k);
+	}
+	if (d->name[0] == '\0')
+		return cli_usage("device", "%s: missing \"name\"", where);
+	if (d->transport[0] == '\0')
+		tl_strlcpy(d->transport,
+		           d->adb_serial[0] ? "adb"
+		           : d->host[0]     ? "ssh"
+		                            : "local",
+		           sizeof d->transport);
+	return 0;
+}
+
+static int add_file(db_conn *db, const char *file)
+{
+	tl_err err = TL_ERR_INIT;
+	char *text = NULL;
+	size_t len = 0;
+	if (tl_file_read(&text, &len, file, 16u << 20, &err) < 0)
+		return cli_fail(&err);
+	cJSON *root = cJSON_ParseWithLength(text, len);
+	const char *ep = cJSON_GetErrorPtr();
+	long at =
+	    root == NULL && ep != NULL && ep >= text && ep <= text + len ? (long)(ep - text) : 0;
+	free(text);
+	if (root == NULL)
+		return cli_usage("device", "--file %s: not valid JSON (near byte %ld)", file, at);
+	const cJSON *list =
+	    cJSON_IsArray(root) ? root : cJSON_GetObjectItemCaseSensitive(root, "devices");
+	if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) == 0) {
+		cJSON_Delete(root);
+		return cli_usage("device",
+		                 "--file %s: expected {\"devices\": [ {...}, ... ]} with at "
+		                 "least one device",
+		                 file);
+	}
+	int n = cJSON_GetArraySize(list);
+	db_device *devs = calloc((size_t)n, sizeof *devs);
+	int rc = CLI_OK;
+	if (devs == NULL) {
+		cJSON_Delete(root);
+		tl_err_set(&err, TL_ENOMEM, "device add: out of memory");
+		return cli_fail(&err);
+	}
+	for (int i = 0; i < n && rc == CLI_OK; i++) {
+		if (device_from_json(&devs[i], cJSON_GetArrayItem(list, i), file, i) != 0)
+			rc = CLI_USAGE;
+		else if (dev_device_check(&devs[i], &err) < 0) {
+			tl_err_prefix(&err, "--file %s: devices[%d]", file, i);
+			rc = cli_fail(&err);
+		}
+	}
+	cJSON_Delete(root);
+	if (rc != CLI_OK) {
+		free(devs);
+		return rc;
+	}
+	if (db_begin(db, &err) < 0) {
+		free(devs);
+		return cli_fail(&err);
+	}
+	for (int i = 0; i < n; i++) {
+		if (db_device_add(db, &devs[i], NULL, &err) < 0) {
+			db_rollback(db);
+			tl_err_prefix(&err, "--file %s: devices[%d]", file, i);
+			free(devs);
+			return cli_fail(&err);
+		}
+	}
+	if (db_commit(db, &err) < 0) {
+		db_rollback(db);
+		free(devs);
+		return cli_fail(&err);
+	}
+	for (int i = 0; i < n; i++)
+		printf("added %s (%s)\n", devs[i].name, devs[i].transport);
+	free(devs);
+	return CLI_OK;
+}
+
+static int do_add(db_conn *db, db_device *d, const char *file, int nargs, char **args)
+{
+	tl_err err = TL_ERR_INIT;
+	if (file) {
+		if (nargs > 0)
+			return cli_usage("device", "add --file takes no NAME ('%s')", args[0]);
+		return add_file(db, file);
+	}
+	if (nargs < 1)
+		return cli_usage("device", "add: missing NAME");
+	if (nargs > 1)
+		return cli_usage("device", "unexpected argument '%s'", args[1]);
+	if (strlen(args[0]) > 64 || !dev_name_valid(args[0]))
+		return cli_usage(
+		    "device",
+		    "name '%s': use 1 to 64 of A-Z a-z 0-9 . _ - , starting with a letter "
+		    "or digit",
+		    args[0]);
+	tl_strlcpy(d->name, args[0], sizeof d->name);
+	if (d->transport[0] == '\0')
+		tl_strlcpy(d->transport,
+		           d->adb_serial[0] ? "adb"
+		           : d->host[0]     ? "ssh"
+		                            : "local",
+		           sizeof d->transport);
+	if (dev_device_check(d, &err) < 0)
+		return cli_fail(&err);
+	int64_t id;
+	if (db_device_add(db, d, &id, &err) < 0)
+		return cli_fail(&err);
+	char where[700];
+	dev_device_where(d, where, sizeof where);
+	printf("added %s (%s, %s)\n", d->name, d->transport, where);
+	if (strcmp(d->transport, "local") != 0)
+		printf("next: check its host key and accept it with 'tailor device trust %s', then "
+		       "'tailor device probe %s'\n",
+		       d->name, d->name);
+	return CLI_OK;
+}
+
+/* ---- list and show ---------------------------------------------------------------- */
+
+static void json_device(cJSON *o, const db_device *d)
+{
+	cJSON_AddNumberToObject(o, "id", (double)d->id);
+	cJSON_AddStringToObject(o, "name", d->name);
+	cJSON_AddStringToObject(o, "transport", d->transport);
+#define OPT_STR(k, v)                                                                              \
+	do {                                                                                       \
+		if ((v)[0])                                                                        \
+			cJSON_AddStringToObject(o, k, v);                                          \
+		else                                                                               \
+			cJSON_AddNullToObject(o, k);                                               \
+	} while (0)
+	OPT_STR("host", d->host);
+	if (d->port)
+		cJSON_AddNumberToObject(o, "port", d->port);
+	else
+		cJSON_AddNullToObject(o, "port");
+	OPT_STR("user", d->user);
+	OPT_STR("key", d->key_path);
+	cJSON_AddBoolToObject(o, "agent", d->use_agent);
+	OPT_STR("known_hosts", d->known_hosts);
+	OPT_STR("serial", d->adb_serial);
+	OPT_STR("adb", d->adb_path);
+	OPT_STR("arch", d->arch);
+	OPT_STR("cc", d->toolchain_cc);
+	OPT_STR("cflags", d->toolchain_flags);
+	cJSON_AddBoolToObject(o, "compile_on_device", d->compile_on_device);
+	OPT_STR("run_prefix", d->run_prefix);
+	if (d->threads)
+		cJSON_AddNumberToObject(o, "threads", d->threads);
+	else
+		cJSON_AddNullToObject(o, "threads");
+	cJSON *labels = cJSON_Parse(d->labels);
+	cJSON_AddItemToObject(o, "labels", labels ? labels : cJSON_CreateArray());
+	cJSON_AddBoolToObject(o, "enabled", d->enabled);
+	cJSON_AddStringToObject(o, "status", d->status);
+	cJSON_AddNumberToObject(o, "fail_streak", d->fail_streak);
+	OPT_STR("last_seen", d->last_seen);
+	OPT_STR("host_key", d->host_key);
+	OPT_STR("work_root", d->work_root);
+	if (d->timeout_s)
+		cJSON_AddNumberToObject(o, "timeout", d->timeout_s);
+	else
+		cJSON_AddNullToObject(o, "timeout");
+	cJSON *facts = d->facts[0] ? cJSON_Parse(d->facts) : NULL;
+	if (facts)
+		cJSON_AddItemToObject(o, "facts", facts);
+	else
+		cJSON_AddNullToObject(o, "facts");
+#undef OPT_STR
+}
+
+static int print_json(cJSON *j)
+{
+	char *s = cJSON_Print(j);
+	cJSON_Delete(j);
+	if (s == NULL) {
+		tl_err err = TL_ERR_INIT;
+		tl_err_set(&err, TL_ENOMEM, "json: out of memory");
+		return cli_fail(&err);
+	}
+	printf("%s\n", s);
+	free(s);
+	return CLI_OK;
+}
+
+static int do_list(db_conn *db, bool json)
+{
+	db_device *all = NULL;
+	size_t n = 0;
+	tl_err err = TL_ERR_INIT;
+	if (db_device_list(db, &all, &n, &err) < 0)
+		return cli_fail(&err);
+	if (json) {
+		cJSON *arr = cJSON_CreateArray();
+		for (size_t i = 0; i < n; i++) {
+			cJSON *o = cJSON_CreateObject();
+			json_device(o, &all[i]);
+			cJSON_AddItemToArray(arr, o);
+		}
+		free(all);
+		return print_json(arr);
+	}
+	printf("%-16s %-9s %-8s %-8s %-28s %s\n", "NAME", "TRANSPORT", "STATUS", "ENABLED", "WHERE",
+	       "ARCH");
+	for (size_t i = 0; i < n; i++) {
+		char where[700];
+		dev_device_where(&all[i], where, sizeof where);
+		printf("%-16s %-9s %-8s %-8s %-28s %s\n", all[i].name, all[i].transport,
+		       all[i].status, all[i].enabled ? "yes" : "no", where, or_dash(all[i].arch));
+	}
+	free(all);
+	return CLI_OK;
+}
+
+static int do_show(db_conn *db, const char *name, bool json)
+{
+	db_device d;
+	tl_err err = TL_ERR_INIT;
+	if (db_device_get(db, name, &d, &err) < 0)
+		return cli_fail(&err);
+	if (json) {
+		cJSON *o = cJSON_CreateObject();
+		json_device(o, &d);
+		return print_json(o);
+	}
+	char where[700];
+	dev_device_where(&d, where, sizeof where);
+	printf("name          %s\n", d.name);
+	printf("transport     %s (%s)\n", d.transport, where);
+	if (strcmp(d.transport, "local") != 0) {
+		printf("auth          %s\n", d.use_agent     ? "ssh-agent"
+		                             : d.key_path[0] ? d.key_path
+		                                             : "agent or ~/.ssh/id_*");
+		printf("known_hosts   %s\n",
+		       d.known_hosts[0] ? d.known_hosts : "~/.ssh/known_hosts");
+		printf("host key      %s\n", d.host_key[0] ? d.host_key : "not trusted yet");
+	}
+	if (strcmp(d.transport, "adb") == 0)
+		printf("adb           %s -s %s\n", d.adb_path[0] ? d.adb_path : "adb",
+		       d.adb_serial);
+	printf("arch          %s\n", or_dash(d.arch));
+	if (d.compile_on_device)
+		printf("toolchain     compile on the device (make)\n");
+	else
+		printf("toolchain     %s %s\n", d.toolchain_cc[0] ? d.toolchain_cc : "cc",
+		       d.toolchain_flags[0] ? d.toolchain_flags : "-O3 -march=native");
+	printf("run prefix    %s\n", or_dash(d.run_prefix));
+	if (d.threads)
+		printf("threads       %d\n", d.threads);
+	else
+		printf("threads       default\n");
+	printf("labels        %s\n", d.labels);
+	printf("work root     %s\n", d.work_root[0] ? d.work_root : "default");
+	printf("timeout       %d s\n", d.timeout_s ? d.timeout_s : DEV_TIMEOUT_DEFAULT);
+	printf("enabled       %s\n", d.enabled ? "yes" : "no");
+	printf("status        %s (failures in a row: %d)\n", d.status, d.fail_streak);
+	printf("last seen     %s\n", or_dash(d.last_seen));
+	printf("facts         %s\n", d.facts[0] ? d.facts : "not probed yet (tailor device probe)");
+	return CLI_OK;
+}
+
+/* ---- probe ---------------------------------------------------------------------- */
+
+static int probe_one(db_conn *db, db_device *d, bool bandwidth, double timeout)
+{
+	tl_err err = TL_ERR_INIT;
+	dev_session *s = NULL;
+	dev_lock *lock = NULL;
+	char *facts = NULL, *cmd = NULL;
+	char wd[DEV_PATH_MAX] = "";
+	int rc = dev_lock_acquire(&lock, d, 600, &err);
+	if (rc == 0)
+		rc = dev_session_open(&s, d, &err);
+	if (rc == 0)
+		rc = dev_probe_facts(s, &facts, &err);
+	if (rc < 0) {
+		db_device_set_health(db, d->id, "offline", d->fail_streak + 1, false, NULL);
+		db_event_add(db, 0, d->id, "warn", "device.probe", err.msg, NULL, NULL);
+		goto out;
+	}
+	cJSON *fj = cJSON_Parse(facts);
+	if (fj == NULL) {
+		rc = tl_err_set(&err, TL_EPARSE, "probe: %s: the facts are not JSON", d->name);
+		goto out;
+	}
+	if (bandwidth) {
+		char hash[65];
+		int stage;
+		dev_exec_result r;
+		memset(&r, 0, sizeof r);
+		rc = cli_dev_harness(s, NULL, NULL, wd, sizeof wd, hash, &stage, &err);
+		if (rc == 0)
+			rc = dev_prefix_append(&cmd, d->run_prefix, &err);
+		if (rc == 0)
+			rc = dev_shell_append(&cmd, "./" OP_EMIT_BINARY, &err);
+		if (rc == 0)
+			rc = dev_shell_append(&cmd, "--probe", &err);
+		if (rc == 0 && d->threads) {
+			char t[16];
+			snprintf(t, sizeof t, "%d", d->threads);
+			if ((rc = dev_shell_append(&cmd, "--threads", &err)) == 0)
+				rc = dev_shell_append(&cmd, t, &err);
+		}
+		if (rc == 0)
+			rc = dev_exec(s, wd, cmd, timeout, &r, &err);
+		if (rc == 0 && r.status != 0)
+			rc = tl_err_set(&err, TL_EFAIL,
+			                "probe: %s: the bandwidth probe exited with status "
+			                "%d: %.200s",
+			                d->name, r.status, r.err);
+		cJSON *bj = rc == 0 ? cJSON_Parse(r.out) : NULL;
+		if (rc == 0 && bj == NULL)
+			rc = tl_err_set(&err, TL_EPARSE,
+			                "probe: %s: the bandwidth probe printed no JSON: "
+			                "'%.60s'",
+			                d->name, r.out);
+		if (bj) {
+			static const char *const keep[] = {"read_gbs",     "copy_gbs", "fma_gflops",
+			                                   "dot_gops",     "isa",      "threads",
+			                                   "buffer_bytes", "llc_bytes"};
+			cJSON *b = cJSON_CreateObject();
+			for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+				cJSON *v = cJSON_GetObjectItemCaseSensitive(bj, keep[i]);
+				if (v)
+					cJSON_AddItemToObject(b, keep[i], cJSON_Duplicate(v, 1));
+			}
+			cJSON_AddStringToObject(b, "build_id", hash);
+			cJSON_AddItemToObject(fj, "bandwidth", b);
+			cJSON_Delete(bj);
+		}
+		dev_exec_result_free(&r);
+		if (wd[0] && dev_session_alive(s))
+			dev_workdir_remove(s, wd, rc < 0 ? NULL : &err);
+		if (rc < 0) {
+			cJSON_Delete(fj);
+			goto out;
+		}
+	}
+	char *merged = cJSON_PrintUnformatted(fj);
+	const cJSON *arch = cJSON_GetObjectItemCaseSensitive(fj, "arch");
+	if (merged == NULL)
+		rc = tl_err_set(&err, TL_ENOMEM, "probe: out of memory");
+	else
+		rc = db_device_set_facts(db, d->id, merged,
+		                         cJSON_IsString(arch) ? arch->valuestring : NULL, &err);
+	if (rc == 0) {
+		printf("%s: ", d->name);
+		const char *keys[] = {"cpu_model", "cores", "arch", "os", "kernel", "memory_bytes"};
+		for (size_t i = 0; i < 6; i++) {
+			const cJSON *v = cJSON_GetObjectItemCaseSensitive(fj, keys[i]);
+			if (cJSON_IsString(v))
+				printf("%s%s", i ? ", " : "", v->valuestring);
+			else if (cJSON_IsNumber(v) && i == 1)
+				printf(", %d cores", v->valueint);
+			else if (cJSON_IsNumber(v))
+				printf(", %.1f GiB", v->valuedouble / (1024.0 * 1024 * 1024));
+		}
+		const cJSON *b = cJSON_GetObjectItemCaseSensitive(fj, "bandwidth");
+		const cJSON *rd = cJSON_GetObjectItemCaseSensitive(b, "read_gbs");
+		if (cJSON_IsNumber(rd))
+			printf(", read %.2f GB/s", rd->valuedouble);
+		printf("\n");
+		db_event_add(db, 0, d->id, "info", "device.probe", "probed", merged, NULL);
+	}
+	free(merged);
+	cJSON_Delete(fj);
+out:
+	free(cmd);
+	free(facts);
+	dev_session_close(s);
+	dev_lock_release(lock);
+	if (rc < 0)
+		return cli_fail(&err);
+	return CLI_OK;
+}
+
+/* ---- trust ---------------------------------------------------------------------- */
+
+static int do_trust(db_conn *db, const char *name, const char *expect, bool replace, bool yes)
+{
+	db_device d;
+	dev_hostkey hk;
+	tl_err err = TL_ERR_INIT;
+	if (db_device_get(db, name, &d, &err) < 0)
+		return cli_fail(&err);
+	if (dev_hostkey_fetch(&d, &hk, &err) < 0)
+		return cli_fail(&err);
+	char where[700];
+	dev_device_where(&d, where, sizeof where);
+	printf("%s: %s host key %s\n", where, hk.type, hk.fingerprint);
+	if (hk.known == 1) {
+		printf("already in %s\n", hk.known_hosts);
+	} else {
+		if (hk.known == -1 && !replace) {
+			tl_err_set(
+			    &err, TL_EINVAL,
+			    "device trust: %s: %s holds ANOTHER key for this host; if the device "
+			    "was "
+			    "reinstalled, check the fingerprint above and run again with --replace",
+			    name, hk.known_hosts);
+			return cli_fail(&err);
+		}
+		if (!yes && expect == NULL && isatty(STDIN_FILENO)) {
+			printf("accept this key for %s? (compare it with 'ssh-keygen -lf "
+			       "/etc/ssh/ssh_host_*_key.pub' on the device) [y/N] ",
+			       name);
+			fflush(stdout);
+			char ans[16] = "";
+			if (fgets(ans, sizeof ans, stdin) == NULL ||
+			    (ans[0] != 'y' && ans[0] != 'Y')) {
+				printf("not recorded\n");
+				return CLI_FAIL;
+			}
+		}
+		if (dev_hostkey_trust(&d, expect, replace, &hk, &err) < 0)
+			return cli_fail(&err);
+		printf("recorded in %s\n", hk.known_hosts);
+	}
+	if (db_device_set_host_key(db, d.id, hk.fingerprint, &err) < 0)
+		return cli_fail(&err);
+	db_event_add(db, 0, d.id, "info", "device.trust", hk.fingerprint, NULL, NULL);
+	return CLI_OK;
+}
+
+/* ---- tailor bench --device ---------------------------------------------------------- */
+
+typedef struct bench_job {
+	const db_device *dev; /* in the caller's array                       */
+	bool done, ok;
+	int64_t measurement_id;
+	char failure[16];
+	char error[TL_ERR_MSG_MAX];
+	cJSON *result; /* the harness's JSON when ok                  */
+} bench_job;
+
+typedef struct bench_ctx {
+	pthread_mutex_t mu; /* the db connection and stdout                */
+	db_conn *db;
+	const cli_dev_bench_args *a;
+	const char *arch_text;
+	char arch_hash[65];
+	char *protocol; /* JSON object                                 */
+	char protocol_hash[65];
+	bench_job *jobs;
+	int n;
+} bench_ctx;
+
+static double jnum(const cJSON *j, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+	return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+static int64_t jint(const cJSON *j, const char *key)
+{
+	double v = jnum(j, key);
+	return isfinite(v) && v >= 0 ? (int64_t)v : -1;
+}
+
+/* Store the outcome of one job (ctx->mu held). */
+static void bench_record(bench_ctx *c, bench_job *job, const db_device *d, const char *build_hash,
+                         const char *fingerprint, double t_before, double t_after, const char *raw,
+                         bool reachable)
+{
+	db_measurement m;
+	tl_err err = TL_ERR_INIT;
+	db_measurement_init(&m);
+	m.genome_hash = c->arch_hash;
+	m.device_id = d->id;
+	m.build_hash = build_hash && *build_hash ? build_hash : NULL;
+	m.quant = c->a->quant;
+	m.prompt_len = c->a->prompt;
+	m.gen_len = c->a->gen;
+	m.depth = c->a->depth;
+	m.protocol = c->protocol;
+	m.protocol_hash = c->protocol_hash;
+	m.device_fingerprint = fingerprint;
+	db_repeat reps[64];
+	size_t n_reps = 0;
+	if (job->ok) {
+		const cJSON *j = job->result;
+		m.status = "ok";
+		m.threads = jint(j, "threads");
+		m.repeats = jint(j, "repeat");
+		m.ttft_ms = jnum(j, "ttft_ms");
+		m.prefill_tok_s = jnum(j, "prefill_tok_s");
+		m.decode_ms_p50 = jnum(j, "decode_ms_p50");
+		m.decode_ms_p95 = jnum(j, "decode_ms_p95");
+		m.decode_tok_s = jnum(j, "decode_tok_s");
+		m.peak_rss_bytes = jint(j, "peak_rss_bytes");
+		m.weight_bytes = jint(j, "weight_bytes");
+		m.cache_bytes = jint(j, "cache_bytes");
+		const cJSON *runs = cJSON_GetObjectItemCaseSensitive(j, "runs"), *r;
+		double sum = 0, sum2 = 0;
+		cJSON_ArrayForEach(r, runs)
+		{
+			if (n_reps == sizeof reps / sizeof reps[0])
+				break;
+			db_repeat *p = &reps[n_reps++];
+			db_repeat_init(p);
+			p->raw = raw;
+			p->ttft_ms = jnum(r, "ttft_ms");
+			p->prefill_tok_s = jnum(r, "prefill_tok_s");
+			p->decode_ms_p50 = jnum(r, "decode_ms_p50");
+			p->decode_ms_p95 = jnum(r, "decode_ms_p95");
+			p->decode_tok_s = jnum(r, "decode_tok_s");
+			p->peak_rss_bytes = m.peak_rss_bytes;
+			p->temp_before_c = n_reps == 1 ? t_before : NAN;
+			p->temp_after_c = t_after;
+			sum += p->decode_ms_p50;
+			sum2 += p->decode_ms_p50 * p->decode_ms_p50;
+		}
+		if (n_reps > 1 && sum > 0) {
+			double mean = sum / (double)n_reps;
+			double var = sum2 / (double)n_reps - mean * mean;
+			m.cv = sqrt(var > 0 ? var : 0) / mean;
+		}
+	} else {
+		m.status = "failed";
+		m.error = job->error;
+		m.failure = job->failure;
+	}
+	if (db_measurement_add(c->db, &m, reps, n_reps, &job->measurement_id, &err) < 0) {
+		/* keep the first reason; say that it could not be stored */
+		char prev[200];
+		tl_strlcpy(prev, job->ok ? "measured" : job->error, sizeof prev);
+		if (job->ok) {
+			job->ok = false;
+			tl_strlcpy(job->failure, "db", sizeof job->failure);
+		}
+		snprintf(job->error, sizeof job->error, "%.200s (not stored: %.280s)", prev,
+		         err.msg);
+		job->measurement_id = 0;
+	}
+	db_device cur;
+	tl_err_clear(&err);
+	if (db_device_get_id(c->db, d->id, &cur, &err) == 0) {
+		if (job->ok)
+			db_device_set_health(c->db, d->id, "online", 0, true, NULL);
+		else
+			db_device_set_health(c->db, d->id, reachable ? "online" : cur.status,
+			                     cur.fail_streak + 1, reachable, NULL);
+	}
+}
+
+static void job_fail(bench_job *job, const char *failure, const tl_err *err)
+{
+	job->ok = false;
+	tl_strlcpy(job->failure, failure, sizeof job->failure);
+	tl_strlcpy(job->error, err->code ? err->msg : "failed (no detail recorded)",
+	           sizeof job->error);
+}
+
+/* Add build_hash, run prefix and temperatures to the device's fingerprint. */
+static char *fingerprint_json(const char *fp, const db_device *d, const char *build_hash,
+                              double t_before, double t_after)
+{
+	cJSON *j = fp ? cJSON_Parse(fp) : NULL;
+	if (j == NULL)
+		j = cJSON_CreateObject();
+	if (j == NULL)
+		return NULL;
+	cJSON_AddStringToObject(j, "device", d->name);
+	cJSON_AddStringToObject(j, "transport", d->transport);
+	if (build_hash && *build_hash)
+		cJSON_AddStringToObject(j, "build_hash", build_hash);
+	if (d->run_prefix[0])
+		cJSON_AddStringToObject(j, "run_prefix", d->run_prefix);
+	cJSON_AddStringToObject(j, "toolchain",
+	                        d->compile_on_device ? "on device"
+	                        : d->toolchain_cc[0] ? d->toolchain_cc
+	                                             : "cc");
+	if (isfinite(t_before))
+		cJSON_AddNumberToObject(j, "temp_before_c", t_before);
+	if (isfinite(t_after))
+		cJSON_AddNumberToObject(j, "temp_after_c", t_after);
+	char *s = cJSON_PrintUnformatted(j);
+	cJSON_Delete(j);
+	return s;
+}
+
+static int bench_run(void *vctx, dev_session **session, const db_device *d, void *vjob)
+{
+	bench_ctx *c = vctx;
+	bench_job *job = vjob;
+	const cli_dev_bench_args *a = c->a;
+	tl_err err = TL_ERR_INIT;
+	char wd[DEV_PATH_MAX] = "", build_hash[65] = "";
+	char *fp = NULL, *fp_after = NULL, *cmd = NULL, *fpj = NULL;
+	double t_before = NAN, t_after = NAN;
+	dev_exec_result r;
+	int ret = DEV_JOB_OK, stage = 0;
+	bool reachable = false;
+	memset(&r, 0, sizeof r);
+	job->ok = true;
+
+	if (*session == NULL && dev_session_open(session, d, &err) < 0) {
+		job_fail(job, "connect", &err);
+		ret = DEV_JOB_DEVICE;
+		goto record;
+	}
+	if (dev_fingerprint(*session, &fp, &t_before, &err) < 0) {
+		job_fail(job, dev_session_alive(*session) ? "connect" : "lost", &err);
+		ret = DEV_JOB_DEVICE;
+		goto record;
+	}
+	reachable = true;
+	if (cli_dev_harness(*session, c->arch_text, a->quant, wd, sizeof wd, build_hash, &stage,
+	                    &err) < 0) {
+		bool build = stage == CLI_STAGE_BUILD;
+		job_fail(job,
+		         build                         ? "build"
+		         : dev_session_alive(*session) ? "transfer"
+		                                       : "lost",
+		         &err);
+		ret = build ? DEV_JOB_FAILED : DEV_JOB_DEVICE;
+		goto cleanup;
+	}
+	char num[7][24];
+	long long threads = a->threads ? a->threads : d->threads;
+	snprintf(num[0], 24, "%lld", a->prompt);
+	snprintf(num[1], 24, "%lld", a->gen);
+	snprintf(num[2], 24, "%lld", a->depth);
+	snprintf(num[3], 24, "%llu", (unsigned long long)a->seed);
+	snprintf(num[4], 24, "%lld", a->repeat);
+	snprintf(num[5], 24, "%lld", threads);
+	const char *args[] = {"./" OP_EMIT_BINARY,
+	                      "--prompt",
+	                      num[0],
+	                      "--gen",
+	                      num[1],
+	                      "--depth",
+	                      num[2],
+	                      "--quant",
+	                      a->quant,
+	                      "--kv",
+	                      a->kv,
+	                      "--seed",
+	                      num[3],
+	                      "--repeat",
+	                      num[4],
+	                      threads > 0 ? "--threads" : NULL,
+	                      num[5]};
+	int rc = dev_prefix_append(&cmd, d->run_prefix, &err);
+	for (size_t i = 0; rc == 0 && i < sizeof args / sizeof args[0] && args[i]; i++)
+		rc = dev_shell_append(&cmd, args[i], &err);
+	if (rc == 0)
+		rc = dev_exec(*session, wd, cmd, a->timeout_s, &r, &err);
+	if (rc == TL_ETIMEOUT) {
+		job_fail(job, "timeout", &err);
+		ret = DEV_JOB_DEVICE;
+	} else if (rc < 0) {
+		job_fail(job, "lost", &err);
+		ret = DEV_JOB_DEVICE;
+	} else if (r.status != 0) {
+		char line[240] = "no message";
+		size_t n = r.err_len;
+		while (n > 0 && (r.err[n - 1] == '\n' || r.err[n - 1] == ' '))
+			n--;
+		size_t st = n;
+		while (st > 0 && r.err[st - 1] != '\n')
+			st--;
+		if (n > st)
+			snprintf(line, sizeof line, "%.*s", (int)(n - st), r.err + st);
+		tl_err_set(&err, TL_EFAIL, "bench: %s: the harness exited with status %d: %s",
+		           d->name, r.status, line);
+		job_fail(job, "harness", &err);
+		ret = DEV_JOB_FAILED;
+	} else {
+		cJSON *j = cJSON_ParseWithLength(r.out, r.out_len);
+		const cJSON *f = j ? cJSON_GetObjectItemCaseSensitive(j, "format") : NULL;
+		if (!cJSON_IsObject(j) || !cJSON_IsString(f) ||
+		    strcmp(f->valuestring, "tailor-bench") || !isfinite(jnum(j, "ttft_ms"))) {
+			char head[64];
+			size_t k = 0;
+			for (const char *p = r.out; *p && k < 48; p++)
+				head[k++] = (*p >= 0x20 && *p < 0x7f) ? *p : ' ';
+			head[k] = '\0';
+			tl_err_set(&err, TL_EPARSE,
+			           "bench: %s: the harness's output is not its JSON result: '%s%s'",
+			           d->name, head, r.out_len > 48 ? "..." : "");
+			job_fail(job, "output", &err);
+			cJSON_Delete(j);
+			ret = DEV_JOB_FAILED;
+		} else {
+			job->result = j;
+		}
+	}
+	if (dev_session_alive(*session)) {
+		tl_err e2 = TL_ERR_INIT;
+		if (dev_fingerprint(*session, &fp_after, &t_after, &e2) < 0)
+			t_after = NAN;
+	}
+cleanup:
+	if (wd[0] && *session && dev_session_alive(*session)) {
+		tl_err e3 = TL_ERR_INIT;
+		if (dev_workdir_remove(*session, wd, &e3) < 0 && job->ok) {
+			job_fail(job, "lost", &e3);
+			ret = DEV_JOB_DEVICE;
+		}
+	}
+record:
+	fpj = fingerprint_json(fp, d, build_hash, t_before, t_after);
+	pthread_mutex_lock(&c->mu);
+	bench_record(c, job, d, build_hash, fpj, t_before, t_after, job->ok ? r.out : NULL,
+	             reachable);
+	job->done = true;
+	pthread_mutex_unlock(&c->mu);
+	free(fpj);
+	free(fp);
+	free(fp_after);
+	free(cmd);
+	dev_exec_result_free(&r);
+	return job->ok ? DEV_JOB_OK : ret == DEV_JOB_OK ? DEV_JOB_FAILED : ret;
+}
+
+static void bench_abandon(void *vctx, const db_device *d, void *vjob, const char *why)
+{
+	bench_ctx *c = vctx;
+	bench_job *job = vjob;
+	tl_err err = TL_ERR_INIT;
+	tl_err_set(&err, TL_EFAIL, "bench: %s: not run: %s", job->dev->name, why);
+	job_fail(job, strstr(why, "in use") ? "busy" : "offline", &err);
+	pthread_mutex_lock(&c->mu);
+	bench_record(c, job, d ? d : job->dev, NULL, NULL, NAN, NAN, NULL, false);
+	job->done = true;
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void bench_health(void *vctx, const db_device *d, const char *status, int streak)
+{
+	bench_ctx *c = vctx;
+	char msg[200];
+	pthread_mutex_lock(&c->mu);
+	db_device_set_health(c->db, d->id, status, streak, false, NULL);
+	snprintf(msg, sizeof msg, "device %s is %s after %d failures in a row", d->name, status,
+	         streak);
+	db_event_add(c->db, 0, d->id, strcmp(status, "offline") ? "info" : "warn",
+	             strcmp(status, "offline") ? "device.online" : "device.offline", msg, NULL,
+	             NULL);
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void print_job(const bench_job *job, bool json)
+{
+	if (json) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "device", job->dev->name);
+		cJSON_AddStringToObject(o, "status", job->ok ? "ok" : "failed");
+		if (job->measurement_id)
+			cJSON_AddNumberToObject(o, "measurement_id", (double)job->measurement_id);
+		if (job->ok)
+			cJSON_AddItemToObject(o, "result", cJSON_Duplicate(job->result, 1));
+		else {
+			cJSON_AddStringToObject(o, "failure", job->failure);
+			cJSON_AddStringToObject(o, "error", job->error);
+		}
+		char *s = cJSON_PrintUnformatted(o);
+		if (s)
+			printf("%s\n", s);
+		free(s);
+		cJSON_Delete(o);
+		return;
+	}
+	if (job->ok) {
+		const cJSON *j = job->result;
+		double rss = jnum(j, "peak_rss_bytes");
+		printf("%-16s TTFT %.2f ms, decode %.3f ms/token p50 (p95 %.3f), %.1f tok/s",
+		       job->dev->name, jnum(j, "ttft_ms"), jnum(j, "decode_ms_p50"),
+		       jnum(j, "decode_ms_p95"), jnum(j, "decode_tok_s"));
+		if (isfinite(rss))
+			printf(", peak RSS %.1f MiB", rss / 1048576.0);
+		printf(" [measurement %lld]\n", (long long)job->measurement_id);
+	} else {
+		printf("%-16s FAILED (%s): %s [measurement %lld]\n", job->dev->name, job->failure,
+		       job->error, (long long)job->measurement_id);
+	}
+}
+
+int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *names, int n,
+                      const cli_dev_bench_args *a)
+{
+	tl_err err = TL_ERR_INIT;
+	genome g;
+	genome_arch *arch = NULL;
+	char *arch_text = NULL, *gtext = NULL;
+	db_conn *db = NULL;
+	db_device *devs = NULL;
+	bench_job *jobs = NULL;
+	dev_pool *pool = NULL;
+	bench_ctx c;
+	int rc = CLI_OK;
+
+	memset(&c, 0, sizeof c);
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < i; k++)
+			if (strcmp(names[i], names[k]) == 0)
+				return cli_usage("bench", "--device %s given twice", names[i]);
+	if (cli_load_genome(&g, genome_arg, &err) < 0)
+		return cli_fail(&err);
+	arch = malloc(sizeof *arch);
+	devs = calloc((size_t)n, sizeof *devs);
+	jobs = calloc((size_t)n, sizeof *jobs);
+	if (arch == NULL || devs == NULL || jobs == NULL) {
+		tl_err_set(&err, TL_ENOMEM, "bench: out of memory");
+		goto fail;
+	}
+	if (genome_decode(arch, &g, &err) < 0) {
+		tl_err_prefix(&err, "genome %s", genome_arg);
+		goto fail;
+	}
+	arch_text = genome_arch_describe(arch);
+	gtext = genome_to_text(&g);
+	if (arch_text == NULL || gtext == NULL) {
+		tl_err_set(&err, TL_ENOMEM, "bench: out of memory");
+		goto fail;
+	}
+	tl_sha256_hex(arch_text, strlen(arch_text), c.arch_hash);
+	genome_stats st;
+	genome_stats_compute(&st, arch, 2, 0);
+
+	if (db_open(&db, db_path_resolve(ctx->db_flag), 0, &err) < 0)
+		goto fail;
+	for (int i = 0; i < n; i++) {
+		if (db_device_get(db, names[i], &devs[i], &err) < 0)
+			goto fail;
+		if (!devs[i].enabled) {
+			tl_err_set(&err, TL_EINVAL,
+			           "bench: device %s is disabled (tailor device enable %s)",
+			           names[i], names[i]);
+			goto fail;
+		}
+		jobs[i].dev = &devs[i];
+	}
+	if (db_genome_ensure(db, c.arch_hash, gtext, st.params, &err) < 0)
+		goto fail;
+
+	/* The protocol: what makes two measurements comparable. */
+	cJSON *pj = cJSON_CreateObject();
+	cJSON_AddStringToObject(pj, "harness", "tailor-bench");
+	cJSON_AddNumberToObject(pj, "prompt", (double)a->prompt);
+	cJSON_AddNumberToObject(pj, "gen", (double)a->gen);
+	cJSON_AddNumberToObject(pj, "depth", (double)a->depth);
+	cJSON_AddNumberToObject(pj, "repeat", (double)a->repeat);
+	cJSON_AddNumberToObject(pj, "warmup", 0);
+	cJSON_AddStringToObject(pj, "quant", a->quant);
+	cJSON_AddStringToObject(pj, "kv", a->kv);
+	cJSON_AddNumberToObject(pj, "seed", (double)a->seed);
+	if (a->threads)
+		cJSON_AddNumberToObject(pj, "threads", (double)a->threads);
+	else
+		cJSON_AddStringToObject(pj, "threads", "device");
+	c.protocol = cJSON_PrintUnformatted(pj);
+	cJSON_Delete(pj);
+	if (c.protocol == NULL) {
+		tl_err_set(&err, TL_ENOMEM, "bench: out of memory");
+		goto fail;
+	}
+	tl_sha256_hex(c.protocol, strlen(c.protocol), c.protocol_hash);
+
+	pthread_mutex_init(&c.mu, NULL);
+	c.db = db;
+	c.a = a;
+	c.arch_text = arch_text;
+	c.jobs = jobs;
+	c.n = n;
+	signal(SIGPIPE, SIG_IGN);
+	dev_pool_opts o = {.max_fail_streak = DEV_FAIL_STREAK_DEFAULT,
+	                   .max_attempts = 1,
+	                   .lock_wait_s = a->timeout_s > 600 ? a->timeout_s : 600,
+	                   .run = bench_run,
+	                   .abandon = bench_abandon,
+	                   .health = bench_health,
+	                   .ctx = &c};
+	if (dev_pool_create(&pool, devs, (size_t)n, &o, &err) < 0)
+		goto fail_mu;
+	for (int i = 0; i < n; i++)
+		if (dev_pool_submit(pool, &jobs[i], devs[i].id, &err) < 0)
+			goto fail_mu;
+	if (!a->json && isatty(STDERR_FILENO))
+		fprintf(stderr, "tailor: measuring on %d device%s...\r", n, n > 1 ? "s" : "");
+	int prc = dev_pool_run(pool, &err);
+	if (!a->json && isatty(STDERR_FILENO))
+		fprintf(stderr, "\033[K");
+	int failed = 0;
+	for (int i = 0; i < n; i++) {
+		if (!jobs[i].done) {
+			tl_err e = TL_ERR_INIT;
+			tl_err_set(&e, TL_EFAIL, "bench: %s: not run", devs[i].name);
+			job_fail(&jobs[i], "offline", &e);
+		}
+		print_job(&jobs[i], a->json);
+		failed += !jobs[i].ok;
+	}
+	fflush(stdout);
+	if (prc < 0)
+		rc = cli_fail(&err);
+	else if (failed) {
+		fprintf(stderr,
+		        "tailor: bench: %d of %d device%s failed (reasons above; stored as "
+		        "failed measurements)\n",
+		        failed, n, n > 1 ? "s" : "");
+		rc = CLI_FAIL;
+	}
+	goto out_mu;
+fail_mu:
+	rc = cli_fail(&err);
+out_mu:
+	pthread_mutex_destroy(&c.mu);
+	goto out;
+fail:
+	rc = cli_fail(&err);
+out:
+	dev_pool_free(pool);
+	for (int i = 0; jobs && i < n; i++)
+		cJSON_Delete(jobs[i].result);
+	free(c.protocol);
+	db_close(db);
+	free(jobs);
+	free(devs);
+	free(gtext);
+	free(arch_text);
+	free(arch);
+	return rc;
+}
+
+/* ---- the command ------------------------------------------------------------------ */
+
+int cmd_device(int argc, char **argv, cli_ctx *ctx)
+{
+	static const struct option longopts[] = {
+	    {"help", no_argument, NULL, 'h'},
+	    {"db", required_argument, NULL, 'D'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"transport", required_argument, NULL, 'T'},
+	    {"host", required_argument, NULL, 'H'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"user", required_argument, NULL, 'u'},
+	    {"key", required_argument, NULL, 'k'},
+	    {"agent", no_argument, NULL, 'A'},
+	    {"known-hosts", required_argument, NULL, 'K'},
+	    {"serial", required_argument, NULL, 's'},
+	    {"adb", required_argument, NULL, 'a'},
+	    {"arch", required_argument, NULL, 'r'},
+	    {"cc", required_argument, NULL, 'c'},
+	    {"cflags", required_argument, NULL, 'f'},
+	    {"compile-on-device", no_argument, NULL, 'C'},
+	    {"run-prefix", required_argument, NULL, 'P'},
+	    {"threads", required_argument, NULL, 't'},
+	    {"label", required_argument, NULL, 'l'},
+	    {"work-root", required_argument, NULL, 'w'},
+	    {"timeout", required_argument, NULL, 'o'},
+	    {"disabled", no_argument, NULL, 'x'},
+	    {"file", required_argument, NULL, 'F'},
+	    {"no-bandwidth", no_argument, NULL, 'B'},
+	    {"fingerprint", required_argument, NULL, 'G'},
+	    {"replace", no_argument, NULL, 'R'},
+	    {"yes", no_argument, NULL, 'y'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *db_flag = ctx->db_flag, *file = NULL, *expect = NULL;
+	bool json = false, bandwidth = true, replace = false, yes = false;
+	bool add_opts = false; /* an option only `add` takes */
+	long long timeout = -1;
+	db_device d;
+	int c;
+
+	db_device_init(&d);
+	d.transport[0] = '\0';
+	cli_opt_reset();
+	while ((c = cli_opt_next(argc, argv, "hj", longopts, "device")) != -1) {
+		long long v;
+		int bad = 0;
+		if (strchr("THpukAKsarcfCPtlwxF", c))
+			add_opts = true;
+		switch (c) {
+		case 'h':
+			device_help(stdout);
+			return CLI_OK;
+		case 'D':
+			db_flag = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'T':
+			bad = set_text(d.transport, sizeof d.transport, optarg, "--transport");
+			break;
+		case 'H':
+			bad = set_text(d.host, sizeof d.host, optarg, "--host");
+			break;
+		case 'p':
+			if (cli_int_arg(&v, optarg, 1, 65535, "device", "--port") < 0)
+				return CLI_USAGE;
+			d.port = (int)v;
+			break;
+		case 'u':
+			bad = set_text(d.user, sizeof d.user, optarg, "--user");
+			break;
+		case 'k':
+			bad = set_text(d.key_path, sizeof d.key_path, optarg, "--key");
+			break;
+		case 'A':
+			d.use_agent = true;
+			break;
+		case 'K':
+			bad =
+			    set_text(d.known_hosts, sizeof d.known_hosts, optarg, "--known-hosts");
+			break;
+		case 's':
+			bad = set_text(d.adb_serial, sizeof d.adb_serial, optarg, "--serial");
+			break;
+		case 'a':
+			bad = set_text(d.adb_path, sizeof d.adb_path, optarg, "--adb");
+			break;
+		case 'r':
+			bad = set_text(d.arch, sizeof d.arch, optarg, "--arch");
+			break;
+		case 'c':
+			bad = set_text(d.toolchain_cc, sizeof d.toolchain_cc, optarg, "--cc");
+			break;
+		case 'f':
+			bad = set_text(d.toolchain_flags, sizeof d.toolchain_flags, optarg,
+			               "--cflags");
+			break;
+		case 'C':
+			d.compile_on_device = true;
+			break;
+		case 'P':
+			bad = set_text(d.run_prefix, sizeof d.run_prefix, optarg, "--run-prefix");
+			break;
+		case 't':
+			if (cli_int_arg(&v, optarg, 1, 256, "device", "--threads") < 0)
+				return CLI_USAGE;
+			d.threads = (int)v;
+			break;
+		case 'l':
+			bad = add_label(&d, optarg);
+			break;
+		case 'w':
+			bad = set_text(d.work_root, sizeof d.work_root, optarg, "--work-root");
+			break;
+		case 'o':
+			if (cli_int_arg(&timeout, optarg, 1, 24 * 3600, "device", "--timeout") < 0)
+				return CLI_USAGE;
+			break;
+		case 'x':
+			d.enabled = false;
+			break;
+		case 'F':
+			file = optarg;
+			break;
+		case 'B':
+			bandwidth = false;
+			break;
+		case 'G':
+			expect = optarg;
+			break;
+		case 'R':
+			replace = true;
+			break;
+		case 'y':
+			yes = true;
+			break;
+		default:
+			return CLI_USAGE;
+		}
+		if (bad)
+			return CLI_USAGE;
+	}
+	if (optind >= argc)
+		return cli_usage("device", "missing subcommand (add, list, show, probe, trust, "
+		                           "remove, enable or disable)");
+	const char *sub = argv[optind];
+	int nargs = argc - optind - 1;
+	char **args = argv + optind + 1;
+	static const char *const subs[] = {"add",   "list",   "show",   "probe",
+	                                   "trust", "remove", "enable", "disable"};
+	size_t k;
+	for (k = 0; k < sizeof subs / sizeof subs[0]; k++)
+		if (strcmp(sub, subs[k]) == 0)
+			break;
+	if (k == sizeof subs / sizeof subs[0])
+		return cli_usage("device",
+		                 "unknown subcommand '%s' (add, list, show, probe, trust, "
+		                 "remove, enable or disable)",
+		                 sub);
+	bool is_add = strcmp(sub, "add") == 0;
+	if (add_opts && !is_add)
+		return cli_usage("device",
+		                 "connection and toolchain options go with 'add' (to change "
+		                 "a device, remove it and add it again)");
+	if (is_add && timeout > 3600)
+		return cli_usage("device", "--timeout %lld: not in 1..3600 s", timeout);
+	if (is_add && timeout > 0)
+		d.timeout_s = (int)timeout;
+	if (json && strcmp(sub, "list") && strcmp(sub, "show"))
+		return cli_usage("device", "--json goes with list and show");
+	if (!bandwidth && strcmp(sub, "probe"))
+		return cli_usage("device", "--no-bandwidth goes with probe");
+	if ((expect || replace || yes) && strcmp(sub, "trust"))
+		return cli_usage("device", "--fingerprint, --replace and --yes go with trust");
+	if (timeout > 0 && !is_add && strcmp(sub, "probe"))
+		return cli_usage("device", "--timeout goes with add and probe");
+	if (!strcmp(sub, "list") && nargs > 0)
+		return cli_usage("device", "unexpected argument '%s'", args[0]);
+	if (!is_add && strcmp(sub, "list") && strcmp(sub, "probe") && nargs != 1)
+		return nargs == 0 ? cli_usage("device", "%s: missing NAME", sub)
+		                  : cli_usage("device", "unexpected argument '%s'", args[1]);
+	if (!strcmp(sub, "probe") && nargs < 1)
+		return cli_usage("device", "probe: missing NAME");
+
+	tl_err err = TL_ERR_INIT;
+	db_conn *db = NULL;
+	if (open_db(&db, db_flag, &err) < 0)
+		return cli_fail(&err);
+	signal(SIGPIPE, SIG_IGN); /* a dead peer is an error from libssh2, not a signal */
+	int rc = CLI_OK;
+	if (is_add) {
+		rc = do_add(db, &d, file, nargs, args);
+	} else if (!strcmp(sub, "list")) {
+		rc = do_list(db, json);
+	} else if (!strcmp(sub, "show")) {
+		rc = do_show(db, args[0], json);
+	} else if (!strcmp(sub, "probe")) {
+		for (int i = 0; i < nargs; i++) {
+			db_device p;
+			tl_err_clear(&err);
+			int r =
+			    db_device_get(db, args[i], &p, &err) < 0
+			        ? cli_fail(&err)
+			        : probe_one(db, &p, bandwidth, timeout > 0 ? (double)timeout : 600);
+			if (r != CLI_OK && rc == CLI_OK)
+				rc = r;
+		}
+	} else if (!strcmp(sub, "trust")) {
+		rc = do_trust(db, args[0], expect, replace, yes);
+	} else if (!strcmp(sub, "remove")) {
+		if (db_device_remove(db, args[0], &err) < 0)
+			rc = cli_fail(&err);
+		else
+			printf("removed %s\n", args[0]);
+	} else {
+		bool en = !strcmp(sub, "enable");
+		db_device g;
+		if (db_device_get(db, args[0], &g, &err) < 0 ||
+		    db_device_set_enabled(db, g.id, en, &err) < 0)
+			rc = cli_fail(&err);
+		else
+			printf("%s %s\n", en ? "enabled" : "disabled", args[0]);
+	}
+	db_close(db);
+	return rc;
+}

@@ -1,0 +1,174 @@
+/*
+ * devices/lock.c: exclusive use of a device across threads and processes,
+ * and host-key trust.
+ *
+ * The lock is an flock(2) on a file per physical device under
+ * <cache>/locks/ (<cache> = $TAILOR_CACHE, else $XDG_CACHE_HOME/tailor, else
+ * ~/.cache/tailor), named by a hash of the device's identity (transport,
+ * host, port, adb serial), so two registry entries for one phone, two
+ * databases, or two tailor processes never measure on it at once. The
+ * kernel drops the lock when the holder dies, so there is nothing to clean
+ * up after a crash or kill -9. The holder writes its pid and the device's
+ * name into the file, for the message of a process that has to wait. flock
+ * locks belong to the open file description: two threads of one process
+ * opening the file separately exclude each other too.
+ */
+#include "dev_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct dev_lock {
+	int fd;
+};
+
+int dev_cache_root(char *out, size_t n, tl_err *err)
+{
+	const char *env = getenv("TAILOR_CACHE");
+	int k;
+	if (env && *env)
+		k = snprintf(out, n, "%s", env);
+	else if ((env = getenv("XDG_CACHE_HOME")) && *env)
+		k = snprintf(out, n, "%s/tailor", env);
+	else if ((env = getenv("HOME")) && *env)
+		k = snprintf(out, n, "%s/.cache/tailor", env);
+	else
+		return tl_err_set(
+		    err, TL_EINVAL,
+		    "device lock: neither TAILOR_CACHE nor HOME is set (set TAILOR_CACHE "
+		    "to a directory tailor may write)");
+	if (k < 0 || (size_t)k >= n)
+		return tl_err_set(err, TL_EINVAL, "device lock: cache path too long");
+	return 0;
+}
+
+static int mkdirs(char *path)
+{
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		int rc = mkdir(path, 0755);
+		*p = '/';
+		if (rc != 0 && errno != EEXIST)
+			return -1;
+	}
+	return mkdir(path, 0755) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+int dev_lock_acquire(dev_lock **out, const db_device *d, double wait_s, tl_err *err)
+{
+	char root[DEV_PATH_MAX], dir[DEV_PATH_MAX + 16], path[DEV_PATH_MAX + 96], id[700], hex[65];
+	*out = NULL;
+	int rc = dev_cache_root(root, sizeof root, err);
+	if (rc < 0)
+		return rc;
+	snprintf(dir, sizeof dir, "%s/locks", root);
+	if (mkdirs(dir) != 0)
+		return tl_err_setsub(err, TL_EIO, errno, "device lock: %s: cannot create it: %s",
+		                     dir, strerror(errno));
+	dev_device_identity(d, id, sizeof id);
+	tl_sha256_hex(id, strlen(id), hex);
+	snprintf(path, sizeof path, "%s/%.16s.lock", dir, hex);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return tl_err_setsub(err, TL_EIO, errno, "device lock: %s: %s", path,
+		                     strerror(errno));
+	double deadline = dev_now() + wait_s;
+	for (;;) {
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+			break;
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			int e = errno;
+			close(fd);
+			return tl_err_setsub(err, TL_EIO, e, "device lock: %s: %s", path,
+			                     strerror(e));
+		}
+		if (dev_now() >= deadline) {
+			char holder[256] = "";
+			ssize_t k = pread(fd, holder, sizeof holder - 1, 0);
+			holder[k > 0 ? k : 0] = '\0';
+			char *nl = strchr(holder, '\n');
+			if (nl)
+				*nl = '\0';
+			close(fd);
+			return tl_err_set(
+			    err, TL_EBUSY,
+			    "device %s: in use by another tailor (%s) for more than %.0f s "
+			    "(lock %s); try again when it is done",
+			    d->name, holder[0] ? holder : "unknown holder", wait_s, path);
+		}
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	char info[300];
+	int k =
+	    snprintf(info, sizeof info, "pid %ld, device %s\n%s\n", (long)getpid(), d->name, id);
+	if (ftruncate(fd, 0) == 0 && k > 0)
+		(void)!pwrite(fd, info, (size_t)k < sizeof info ? (size_t)k : sizeof info - 1, 0);
+	dev_lock *l = malloc(sizeof *l);
+	if (l == NULL) {
+		close(fd);
+		return tl_err_set(err, TL_ENOMEM, "device lock: out of memory");
+	}
+	l->fd = fd;
+	*out = l;
+	return 0;
+}
+
+void dev_lock_release(dev_lock *l)
+{
+	if (l == NULL)
+		return;
+	flock(l->fd, LOCK_UN);
+	close(l->fd);
+	free(l);
+}
+
+/* ---- host keys ------------------------------------------------------------------ */
+
+int dev_hostkey_fetch(const db_device *d, dev_hostkey *out, tl_err *err)
+{
+	dev_ssh *s = NULL;
+	memset(out, 0, sizeof *out);
+	if (strcmp(d->transport, "local") == 0)
+		return tl_err_set(err, TL_EINVAL,
+		                  "device %s: transport local has no host key (nothing to trust)",
+		                  d->name);
+	int rc = dev_device_check(d, err);
+	if (rc == 0)
+		rc = dev_ssh_open(&s, d, false, out, err);
+	dev_ssh_close(s);
+	return rc;
+}
+
+int dev_hostkey_trust(const db_device *d, const char *expect, bool replace, dev_hostkey *out,
+                      tl_err *err)
+{
+	dev_ssh *s = NULL;
+	memset(out, 0, sizeof *out);
+	if (strcmp(d->transport, "local") == 0)
+		return tl_err_set(err, TL_EINVAL,
+		                  "device %s: transport local has no host key (nothing to trust)",
+		                  d->name);
+	int rc = dev_device_check(d, err);
+	if (rc == 0)
+		rc = dev_ssh_open(&s, d, false, out, err);
+	if (rc == 0 && expect && strcmp(expect, out->fingerprint) != 0)
+		rc = tl_err_set(
+		    err, TL_EINVAL,
+		    "device trust: %s: the server shows %s, not the expected %s; nothing "
+		    "recorded",
+		    d->name, out->fingerprint, expect);
+	if (rc == 0 && out->known != 1)
+		rc = dev_ssh_trust(s, d, replace, out, err);
+	dev_ssh_close(s);
+	return rc;
+}

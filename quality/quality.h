@@ -1,0 +1,240 @@
+/*
+ * quality/quality.h: how good an architecture is (DESIGN.md §6). The room
+ * holds a CPU trainer for any architecture the runtime runs (op_arch), the
+ * data it trains on (a byte-level corpus, the six MAD synthetic tasks), and
+ * three evaluators:
+ *  - train:   byte-level language modelling on a corpus file for a fixed token
+ *             budget; validation loss and bits per byte on a held-out split;
+ *  - mad:     the MAD tasks (Poli et al. 2024) at their published baseline
+ *             settings; accuracy per task on a test split;
+ *  - command: an external program (a GPU job, e.g. submitted to Slurm) gets
+ *             the genome and arch as JSON on stdin and prints metrics as JSON
+ *             (protocol in docs/quality.md).
+ * Candidates are trained as a reduced-width proxy (qual_proxy_genome): full
+ * depth, fixed head dim, the configured width, as Hyena Edge's search did.
+ *
+ * The trainer (qual_model): parameters, gradients and activations of one
+ * model in three allocations cut by size tables; the forward is its own f32
+ * code (materialized structures, the same math as operators/model.c) and
+ * every layer has a backward pass. Work is split over an op_pool so that
+ * every output element is computed by one thread in a fixed order: results
+ * are bit-identical for a seed whatever the thread count.
+ *
+ * Ownership: qual_model_create returns a model the caller frees with
+ * qual_model_free (NULL ok); results (qual_result) own their curve, freed by
+ * qual_result_free. The pool is the caller's. No global state; randomness
+ * only from PCG32 streams derived from the seed given.
+ *
+ * Usage:
+ *     qual_train_cfg c = qual_train_cfg_default();
+ *     c.corpus = "data/tinyshakespeare.txt"; c.tokens = 1 << 20;
+ *     qual_result r; tl_err err = TL_ERR_INIT;
+ *     if (qual_eval_train(&r, &g, &c, pool, &err) < 0) ... err.msg ...
+ *     printf("val_bpb %.3f\n", r.val_bpb);
+ *     qual_result_free(&r);
+ */
+#ifndef QUALITY_H
+#define QUALITY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "genome.h"
+#include "op_arch.h"
+#include "op_kernels.h"
+#include "tl.h"
+
+/* ---- the trainer's model ------------------------------------------------- */
+
+typedef struct qual_model qual_model;
+
+/* Targets equal to this are ignored by the loss (MAD's -100). */
+#define QUAL_IGNORE (-1)
+
+typedef struct qual_model_cfg {
+	int max_batch;    /* sequences per step, >= 1                              */
+	int seq_len;      /* tokens per sequence (positions 0..seq_len-1), >= 1     */
+	uint64_t seed;    /* initial weights from PCG32(seed, one stream per row)   */
+	float init_std;   /* std of projections and embeddings (0.02)              */
+	float norm_eps;   /* RMSNorm epsilon, as the runtime (1e-5)                */
+	bool autoencode;  /* MAD compression: the last position's state decodes
+	                   * every position (see qual_model_forward)              */
+} qual_model_cfg;
+
+qual_model_cfg qual_model_cfg_default(void);
+
+/* Build the model for arch a (the head is tied to the embedding, as the
+ * runtime's). TL_EINVAL for sizes the trainer does not take, TL_ENOMEM. */
+int qual_model_create(qual_model **out, const op_arch *a, const qual_model_cfg *cfg,
+                      tl_err *err);
+void qual_model_free(qual_model *m);
+const op_arch *qual_model_arch(const qual_model *m);
+/* All parameters, one array, in the runtime's tensor order (the order of a
+ * tailor-weights/1 file); gradients alongside, same layout. */
+float *qual_model_params(qual_model *m);
+float *qual_model_grads(qual_model *m);
+int64_t qual_model_nparams(const qual_model *m);
+/* Tensor j of the layout: its offset in the parameter array, rows and
+ * columns, and whether AdamW decays it (not norm gains). Returns false past
+ * the last tensor. */
+bool qual_model_tensor(const qual_model *m, int j, int64_t *offset, int64_t *rows, int64_t *cols,
+                       bool *decay);
+
+/* Forward of B sequences of T tokens (B <= max_batch, T <= seq_len):
+ * tokens (B, T); targets (B, T) with QUAL_IGNORE where no loss is taken.
+ * Language-model mode: the logits of position t score targets[t]. In
+ * autoencode mode the state after the last position, plus a fixed sin-cos
+ * code of position p, goes through the final norm and the head to score
+ * targets[p] for every p. *loss = mean cross-entropy over the targets taken
+ * (nats), *count how many. Keeps what the backward needs.
+ * TL_EINVAL for out-of-range tokens or sizes. */
+int qual_model_forward(qual_model *m, op_pool *pool, const int32_t *tokens,
+                       const int32_t *targets, int B, int T, double *loss, int64_t *count,
+                       tl_err *err);
+/* Gradients of the last forward's mean loss into qual_model_grads (set, not
+ * accumulated). */
+void qual_model_backward(qual_model *m, op_pool *pool);
+/* Logits of the last forward, (B*T, vocab) row-major. */
+const float *qual_model_logits(const qual_model *m);
+/* Write the weights as a tailor-weights/1 file of f32 tensors, which the
+ * runtime loads with op_model_cfg.weights_path and wtype OP_F32. TL_EIO. */
+int qual_model_save_weights(const qual_model *m, const char *path, tl_err *err);
+
+/* ---- optimiser ------------------------------------------------------------ */
+
+typedef struct qual_optim_cfg {
+	double lr;          /* peak learning rate                                  */
+	double min_lr;      /* floor of the cosine decay                          */
+	double beta1, beta2, eps;
+	double weight_decay; /* decoupled (AdamW), on decayed tensors only         */
+	double clip;        /* global gradient norm clip, 0 none                    */
+	int64_t warmup;     /* linear warm-up steps                                 */
+	int64_t steps;      /* total steps (cosine from warmup to steps)            */
+} qual_optim_cfg;
+
+/* Learning rate at step s (0-based): linear warm-up then cosine to min_lr. */
+double qual_lr_at(const qual_optim_cfg *c, int64_t step);
+/* One AdamW step on p with gradient g (n values); m, v moments (zeroed at
+ * start); decay[i] per value. Returns the gradient norm before clipping. */
+double qual_adamw_step(const qual_optim_cfg *c, int64_t step, float *p, const float *g, float *m,
+                       float *v, const uint8_t *decay, int64_t n, op_pool *pool);
+
+/* ---- proxy ------------------------------------------------------------------ */
+
+/* The reduced-width proxy of g: d_model = width, full depth, the same head
+ * dim; heads and KV heads scaled with the width (GQA ratio kept, >= 1 KV
+ * head), SwiGLU widths follow (they are in 64ths of d), vocab = vocab.
+ * TL_EINVAL naming the class when no valid proxy exists at that width. */
+int qual_proxy_genome(genome *out, const genome *g, int width, int vocab, tl_err *err);
+/* Decode g and parse its arch text into the runtime's op_arch. */
+int qual_arch_of(op_arch *out, const genome *g, tl_err *err);
+
+/* ---- evaluators --------------------------------------------------------------- */
+
+typedef struct qual_point {
+	int task;              /* -1 train; else the MAD task (enum qual_mad_task)  */
+	int64_t step, tokens;  /* after this many steps / training tokens          */
+	double loss;           /* training loss of the step (nats)                  */
+	double lr;             /* learning rate used                                */
+	double val_loss;       /* NaN unless measured at this point                 */
+} qual_point;
+
+/* Progress callback: called after each logged step (may be NULL). */
+typedef void (*qual_progress_fn)(void *ud, const qual_point *p, int64_t total_steps);
+
+#define QUAL_MAD_TASKS 6
+enum qual_mad_task {
+	QUAL_MAD_RECALL,      /* in-context recall                */
+	QUAL_MAD_FUZZY,       /* fuzzy in-context recall          */
+	QUAL_MAD_NOISY,       /* noisy in-context recall          */
+	QUAL_MAD_SELCOPY,     /* selective copying                */
+	QUAL_MAD_COMPRESS,    /* compression                      */
+	QUAL_MAD_MEMORIZE,    /* memorization                     */
+};
+const char *qual_mad_task_name(int task); /* "recall", "fuzzy_recall", ... */
+int qual_mad_task_lookup(const char *name); /* -1 when unknown */
+
+typedef struct qual_train_cfg {
+	int width;            /* proxy width (d_model), 0: the genome's own           */
+	int64_t tokens;       /* training token budget                                 */
+	int batch, seq;       /* sequences per step and their length                   */
+	uint64_t seed;
+	qual_optim_cfg opt;   /* steps and warmup are derived from tokens when 0       */
+	double warmup_frac;   /* warm-up as a fraction of the steps (0.05)             */
+	int threads;          /* informative (the pool decides)                        */
+	const char *corpus;   /* train: the corpus file                                */
+	double val_frac;      /* train: held-out tail of the corpus (0.1)              */
+	int64_t val_tokens;   /* train: validation tokens scored (0: the whole split)   */
+	int log_every;        /* steps between curve points (0: about 50 points)        */
+	unsigned mad_tasks;   /* mad: bit mask of enum qual_mad_task (0: all)          */
+	int64_t mad_train_examples; /* 0: the published count (12,800; 256 memorize)  */
+	int64_t mad_test_examples;  /* 0: 1,280                                        */
+	int mad_epochs;       /* mad: epochs over the training set when tokens == 0     */
+	qual_progress_fn progress;
+	void *progress_ud;
+} qual_train_cfg;
+
+qual_train_cfg qual_train_cfg_default(void);
+
+typedef struct qual_result {
+	double val_loss, val_bpb;      /* train evaluator                         */
+	double train_loss;             /* mean loss of the last 10% of steps      */
+	double mad_acc[QUAL_MAD_TASKS]; /* mad evaluator: NaN when not run        */
+	int64_t params, steps, tokens;
+	double seconds, tokens_per_s;
+	qual_point *curve;             /* owned; n_curve points                   */
+	int n_curve;
+	char arch_hash[65];            /* SHA-256 of the proxy's arch text         */
+} qual_result;
+
+void qual_result_free(qual_result *r);
+
+/* Train the proxy of g on the corpus for cfg->tokens tokens; score the
+ * held-out split. Errors name the corpus or the genome. */
+int qual_eval_train(qual_result *out, const genome *g, const qual_train_cfg *cfg, op_pool *pool,
+                    tl_err *err);
+/* Train a fresh proxy per MAD task and score test accuracy. */
+int qual_eval_mad(qual_result *out, const genome *g, const qual_train_cfg *cfg, op_pool *pool,
+                  tl_err *err);
+
+/* ---- MAD data --------------------------------------------------------------- */
+
+typedef struct qual_mad_spec {
+	int vocab, seq_len;            /* model vocab, input length                */
+	int64_t train_examples, test_examples;
+	int noise_vocab; double frac_noise;
+	int k_motif, v_motif, n_copy;
+	bool multi_query, autoencode;
+} qual_mad_spec;
+
+/* The published baseline settings of a task (mad-lab configs/tasks/). */
+qual_mad_spec qual_mad_baseline(int task);
+/* One instance: inputs and targets (seq_len each, QUAL_IGNORE where no
+ * target). Training instances take every next token as target where MAD
+ * does (the recall tasks); test instances only the probed ones. */
+void qual_mad_instance(int task, const qual_mad_spec *s, bool train, tl_rng *rng, int32_t *inputs,
+                       int32_t *targets);
+
+/* ---- command evaluator ---------------------------------------------------- */
+
+typedef struct qual_cmd_cfg {
+	char *const *argv;    /* the command (argv[0] searched in PATH), NULL-ended */
+	int timeout_s;        /* kill the command after this long                   */
+	const char *settings_json; /* passed through in the request (may be NULL)  */
+} qual_cmd_cfg;
+
+typedef struct qual_metric {
+	char name[64];
+	double value;
+} qual_metric;
+
+/* Run the command with the request (genome, arch, settings) as JSON on its
+ * stdin; parse its stdout as {"metrics": {"name": number, ...}}. Errors:
+ * TL_ETIMEOUT, TL_EFAIL (exit status, with its last stderr line),
+ * TL_EPARSE (output not that JSON, saying what was wrong). *out is a malloc'd
+ * array of *n metrics. */
+int qual_eval_command(qual_metric **out, int *n, const genome *g, const qual_cmd_cfg *cfg,
+                      tl_err *err);
+
+#endif /* QUALITY_H */

@@ -1,0 +1,536 @@
+/*
+ * report/report.c: the HTML + SVG report of a run (see report.h). Workload:
+ * up to ~100k candidates; everything is read once into arrays, each plot is
+ * one pass over them. The SVG is written directly, with a small axis helper
+ * ("nice" ticks at 1, 2, 5 x 10^k).
+ */
+#include "report.h"
+#include "db_runs.h"
+#include "genome.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAXOBJ 8
+
+typedef struct cand {
+	const db_candidate *k;
+	double v[MAXOBJ];       /* objective values as stored (not negated) */
+	bool ok;                /* every objective present */
+	bool front;
+} cand;
+
+typedef struct rep {
+	FILE *o;
+	int nobj;
+	char obj[MAXOBJ][64];
+	bool maximize[MAXOBJ];
+	cand *c;
+	size_t nc;
+	int64_t front_gen;
+} rep;
+
+/* ---- helpers --------------------------------------------------------------------- */
+
+static void esc(FILE *o, const char *s)
+{
+	for (; s && *s; s++) {
+		switch (*s) {
+		case '<': fputs("&lt;", o); break;
+		case '>': fputs("&gt;", o); break;
+		case '&': fputs("&amp;", o); break;
+		case '"': fputs("&quot;", o); break;
+		default: fputc(*s, o);
+		}
+	}
+}
+
+static void fmt_num(char *b, size_t n, double v)
+{
+	double a = fabs(v);
+	if (a != 0 && (a >= 1e7 || a < 1e-3))
+		snprintf(b, n, "%.3g", v);
+	else if (a >= 1000)
+		snprintf(b, n, "%.0f", v);
+	else
+		snprintf(b, n, "%.4g", v);
+}
+
+/* Operator colours: families share a hue (attention blues, convolutions
+ * oranges, recurrences greens, linear attention purple, SwiGLU grey). */
+static const char *op_color(const char *op)
+{
+	static const struct { const char *name, *color; } tab[] = {
+		{"gqa", "#1f77b4"},       {"mha", "#4a98d3"},    {"swa", "#7fb8e6"},
+		{"swa-mha", "#a9d0f0"},   {"shortconv", "#ff7f0e"}, {"hyena-x", "#f5a35c"},
+		{"hyena-y", "#d9630b"},   {"hyena-se", "#ffbb78"}, {"recurrence", "#2ca02c"},
+		{"linattn", "#9467bd"},   {"swiglu", "#c7c7c7"},  {"glu", "#a5a5a5"},
+	};
+	for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
+		if (!strcmp(op, tab[i].name))
+			return tab[i].color;
+	/* anything else: a colour from the name */
+	static const char *extra[] = {"#8c564b", "#e377c2", "#bcbd22", "#17becf", "#d62728"};
+	unsigned h = 0;
+	for (const char *p = op; *p; p++)
+		h = h * 31u + (unsigned char)*p;
+	return extra[h % 5];
+}
+
+/* Ticks at 1, 2, 5 x 10^k covering [lo, hi]. */
+static int ticks(double lo, double hi, double *t, int max)
+{
+	if (!(hi > lo)) {
+		t[0] = lo;
+		return 1;
+	}
+	double raw = (hi - lo) / 5, p = pow(10, floor(log10(raw))), step = p;
+	if (raw / p > 5)
+		step = 10 * p;
+	else if (raw / p > 2)
+		step = 5 * p;
+	else if (raw / p > 1)
+		step = 2 * p;
+	int n = 0;
+	for (double v = ceil(lo / step) * step; v <= hi + step * 1e-9 && n < max; v += step)
+		t[n++] = fabs(v) < step * 1e-9 ? 0 : v;
+	return n;
+}
+
+typedef struct frame {
+	double x0, y0, w, h;      /* plot area in SVG units */
+	double xlo, xhi, ylo, yhi;
+} frame;
+
+static double fx(const frame *f, double v) { return f->x0 + (v - f->xlo) / (f->xhi - f->xlo) * f->w; }
+static double fy(const frame *f, double v) { return f->y0 + f->h - (v - f->ylo) / (f->yhi - f->ylo) * f->h; }
+
+static void pad_range(double *lo, double *hi)
+{
+	if (!(*hi > *lo)) {
+		double d = fabs(*lo) > 0 ? fabs(*lo) * 0.1 : 1;
+		*lo -= d;
+		*hi += d;
+		return;
+	}
+	double d = (*hi - *lo) * 0.05;
+	*lo -= d;
+	*hi += d;
+}
+
+static void axes(FILE *o, const frame *f, const char *xl, const char *yl)
+{
+	double t[16];
+	char b[32];
+	fprintf(o, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='#fff' stroke='#999'/>\n",
+	        f->x0, f->y0, f->w, f->h);
+	int n = ticks(f->xlo, f->xhi, t, 16);
+	for (int i = 0; i < n; i++) {
+		double x = fx(f, t[i]);
+		fmt_num(b, sizeof b, t[i]);
+		fprintf(o, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#eee'/>"
+		        "<text x='%.1f' y='%.1f' class='tick' text-anchor='middle'>%s</text>\n",
+		        x, f->y0, x, f->y0 + f->h, x, f->y0 + f->h + 14, b);
+	}
+	n = ticks(f->ylo, f->yhi, t, 16);
+	for (int i = 0; i < n; i++) {
+		double y = fy(f, t[i]);
+		fmt_num(b, sizeof b, t[i]);
+		fprintf(o, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#eee'/>"
+		        "<text x='%.1f' y='%.1f' class='tick' text-anchor='end'>%s</text>\n",
+		        f->x0, y, f->x0 + f->w, y, f->x0 - 4, y + 4, b);
+	}
+	fprintf(o, "<text x='%.1f' y='%.1f' class='lab' text-anchor='middle'>", f->x0 + f->w / 2,
+	        f->y0 + f->h + 32);
+	esc(o, xl);
+	fprintf(o, "</text><text class='lab' text-anchor='middle' transform='translate(%.1f %.1f) "
+	        "rotate(-90)'>", f->x0 - 52, f->y0 + f->h / 2);
+	esc(o, yl);
+	fputs("</text>\n", o);
+}
+
+/* ---- sections -------------------------------------------------------------------- */
+
+static void scatter(rep *R, int a, int b)
+{
+	FILE *o = R->o;
+	frame f = {70, 20, 400, 280, INFINITY, -INFINITY, INFINITY, -INFINITY};
+	size_t nok = 0;
+	for (size_t i = 0; i < R->nc; i++) {
+		if (!R->c[i].ok)
+			continue;
+		nok += strcmp(R->c[i].k->origin, "elite") != 0; /* elites repeat a genome */
+		f.xlo = fmin(f.xlo, R->c[i].v[a]);
+		f.xhi = fmax(f.xhi, R->c[i].v[a]);
+		f.ylo = fmin(f.ylo, R->c[i].v[b]);
+		f.yhi = fmax(f.yhi, R->c[i].v[b]);
+	}
+	if (nok == 0)
+		return;
+	pad_range(&f.xlo, &f.xhi);
+	pad_range(&f.ylo, &f.yhi);
+	size_t stride = nok > REPORT_MAX_POINTS ? (nok + REPORT_MAX_POINTS - 1) / REPORT_MAX_POINTS : 1;
+	fprintf(o, "<figure><svg class='plot' viewBox='0 0 490 340' width='490' height='340' "
+	        "role='img' aria-label='Pareto scatter'>\n");
+	char xl[96], yl[96];
+	snprintf(xl, sizeof xl, "%s (%s)", R->obj[a], R->maximize[a] ? "max" : "min");
+	snprintf(yl, sizeof yl, "%s (%s)", R->obj[b], R->maximize[b] ? "max" : "min");
+	axes(o, &f, xl, yl);
+	size_t k = 0;
+	for (size_t i = 0; i < R->nc; i++) {
+		const cand *c = &R->c[i];
+		if (!c->ok || c->front || strcmp(c->k->origin, "elite") == 0)
+			continue;
+		if (k++ % stride)
+			continue;
+		bool feas = c->k->feasible == 1;
+		fprintf(o, "<circle cx='%.1f' cy='%.1f' r='2.2' class='%s'/>\n", fx(&f, c->v[a]),
+		        fy(&f, c->v[b]), feas ? "pt" : "inf");
+	}
+	/* the frontier, joined in x order */
+	int nf = 0;
+	for (size_t i = 0; i < R->nc; i++)
+		nf += R->c[i].front && R->c[i].ok;
+	size_t *fi = malloc((size_t)(nf ? nf : 1) * sizeof *fi);
+	if (fi) {
+		int m = 0;
+		for (size_t i = 0; i < R->nc; i++)
+			if (R->c[i].front && R->c[i].ok)
+				fi[m++] = i;
+		for (int i = 1; i < m; i++) /* insertion sort by x */
+			for (int j = i; j > 0 && R->c[fi[j]].v[a] < R->c[fi[j - 1]].v[a]; j--) {
+				size_t t = fi[j];
+				fi[j] = fi[j - 1];
+				fi[j - 1] = t;
+			}
+		if (R->nobj == 2 && m > 1) {
+			fputs("<polyline class='fl' points='", o);
+			for (int i = 0; i < m; i++)
+				fprintf(o, "%.1f,%.1f ", fx(&f, R->c[fi[i]].v[a]), fy(&f, R->c[fi[i]].v[b]));
+			fputs("'/>\n", o);
+		}
+		for (int i = 0; i < m; i++) {
+			const cand *c = &R->c[fi[i]];
+			char x[32], y[32];
+			fmt_num(x, sizeof x, c->v[a]);
+			fmt_num(y, sizeof y, c->v[b]);
+			fprintf(o, "<circle cx='%.1f' cy='%.1f' r='4' class='fr'><title>%.12s: %s %s, %s %s"
+			        "</title></circle>\n", fx(&f, c->v[a]), fy(&f, c->v[b]), c->k->genome_hash,
+			        R->obj[a], x, R->obj[b], y);
+		}
+		free(fi);
+	}
+	fprintf(o, "</svg><figcaption>%s vs %s: %zu evaluated genomes%s (grey feasible, red "
+	        "infeasible), the frontier of generation %lld in blue.</figcaption></figure>\n",
+	        R->obj[a], R->obj[b], nok,
+	        stride > 1 ? ", every other point thinned out to keep the file small" : "",
+	        (long long)R->front_gen + 1);
+}
+
+static void hv_plot(rep *R, const db_generation *g, size_t n)
+{
+	FILE *o = R->o;
+	if (n == 0)
+		return;
+	frame f = {70, 20, 400, 220, 0, (double)n + 1, INFINITY, -INFINITY};
+	for (size_t i = 0; i < n; i++)
+		if (!isnan(g[i].hypervolume)) {
+			f.ylo = fmin(f.ylo, g[i].hypervolume);
+			f.yhi = fmax(f.yhi, g[i].hypervolume);
+		}
+	if (!isfinite(f.ylo))
+		return;
+	f.ylo = 0;
+	pad_range(&f.ylo, &f.yhi);
+	f.ylo = 0;
+	fputs("<figure><svg class='plot' viewBox='0 0 490 280' width='490' height='280' role='img' "
+	      "aria-label='hypervolume per generation'>\n", o);
+	axes(o, &f, "generation", "hypervolume (normalized)");
+	fputs("<polyline class='hv' points='", o);
+	for (size_t i = 0; i < n; i++)
+		if (!isnan(g[i].hypervolume))
+			fprintf(o, "%.1f,%.1f ", fx(&f, (double)g[i].generation + 1), fy(&f, g[i].hypervolume));
+	fputs("'/>\n", o);
+	for (size_t i = 0; i < n; i++)
+		if (!isnan(g[i].hypervolume))
+			fprintf(o, "<circle cx='%.1f' cy='%.1f' r='3' class='hvp'><title>generation %lld: "
+			        "hypervolume %.6g, frontier %lld</title></circle>\n",
+			        fx(&f, (double)g[i].generation + 1), fy(&f, g[i].hypervolume),
+			        (long long)g[i].generation + 1, g[i].hypervolume,
+			        (long long)g[i].frontier_size);
+	fputs("</svg><figcaption>Hypervolume of the feasible first front per generation "
+	      "(objectives normalized by generation 1, reference point 1.1; docs/config.md)."
+	      "</figcaption></figure>\n", o);
+}
+
+static void op_plot(rep *R, const db_opshare *s, size_t n)
+{
+	FILE *o = R->o;
+	if (n == 0)
+		return;
+	int64_t ng = s[n - 1].generation + 1;
+	/* the operators, in order of first appearance */
+	char ops[32][32];
+	int nops = 0;
+	for (size_t i = 0; i < n; i++) {
+		int j = 0;
+		while (j < nops && strcmp(ops[j], s[i].op))
+			j++;
+		if (j == nops && nops < 32)
+			snprintf(ops[nops++], 32, "%s", s[i].op);
+	}
+	double W = 400, H = 220, x0 = 70, y0 = 20, bw = W / (double)ng;
+	fprintf(o, "<figure><svg class='plot' viewBox='0 0 600 280' width='600' height='280' "
+	        "role='img' aria-label='operator share per generation'>\n");
+	frame f = {x0, y0, W, H, 0, (double)ng, 0, 1};
+	axes(o, &f, "generation", "share of layers");
+	double *acc = calloc((size_t)ng, sizeof *acc);
+	if (acc) {
+		for (int j = 0; j < nops; j++)
+			for (size_t i = 0; i < n; i++) {
+				if (strcmp(s[i].op, ops[j]) != 0)
+					continue;
+				int64_t g = s[i].generation;
+				double y1 = acc[g], y2 = acc[g] + s[i].share;
+				fprintf(o, "<rect x='%.2f' y='%.2f' width='%.2f' height='%.2f' fill='%s'>"
+				        "<title>generation %lld: %s %.1f%%</title></rect>\n",
+				        x0 + (double)g * bw, y0 + H - y2 * H, bw * 0.92, (y2 - y1) * H,
+				        op_color(ops[j]), (long long)g + 1, ops[j], 100 * s[i].share);
+				acc[g] = y2;
+			}
+		free(acc);
+	}
+	for (int j = 0; j < nops; j++)
+		fprintf(o, "<rect x='490' y='%d' width='12' height='12' fill='%s'/><text x='508' y='%d' "
+		        "class='tick'>%s</text>\n", 24 + 18 * j, op_color(ops[j]), 34 + 18 * j, ops[j]);
+	fputs("</svg><figcaption>Share of each operator among the layers of the population, per "
+	      "generation (as in STAR's operator-evolution figure).</figcaption></figure>\n", o);
+}
+
+static void strips(rep *R)
+{
+	FILE *o = R->o;
+	int nf = 0, maxl = 1;
+	genome *g = malloc(sizeof *g);
+	if (g == NULL)
+		return;
+	for (size_t i = 0; i < R->nc; i++) {
+		tl_err err = TL_ERR_INIT;
+		if (!R->c[i].front || !R->c[i].k->text || genome_parse(g, R->c[i].k->text, "r", &err))
+			continue;
+		nf++;
+		if (g->n_layers > maxl)
+			maxl = g->n_layers;
+	}
+	if (nf == 0) {
+		free(g);
+		return;
+	}
+	double cw = fmin(14, 560.0 / maxl), rh = 16;
+	fprintf(o, "<figure><svg class='plot' viewBox='0 0 %.0f %.0f' width='%.0f' height='%.0f' "
+	        "role='img' aria-label='frontier genomes'>\n", 120 + cw * maxl, rh * nf + 10,
+	        120 + cw * maxl, rh * nf + 10);
+	int row = 0;
+	char seen[32][32];
+	int nseen = 0;
+	for (size_t i = 0; i < R->nc; i++) {
+		tl_err err = TL_ERR_INIT;
+		if (!R->c[i].front || !R->c[i].k->text || genome_parse(g, R->c[i].k->text, "r", &err))
+			continue;
+		fprintf(o, "<text x='0' y='%.1f' class='tick'>%.12s</text>\n", row * rh + 12,
+		        R->c[i].k->genome_hash);
+		for (int l = 0; l < g->n_layers; l++) {
+			const char *lab = genome_class_label(&g->classes[g->layers[l].cls]);
+			fprintf(o, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='%s' stroke='#fff'>"
+			        "<title>layer %d: %s</title></rect>\n", 100 + l * cw, row * rh + 2, cw, rh - 3,
+			        op_color(lab), l, lab);
+			int j = 0;
+			while (j < nseen && strcmp(seen[j], lab))
+				j++;
+			if (j == nseen && nseen < 32)
+				snprintf(seen[nseen++], 32, "%s", lab);
+		}
+		row++;
+	}
+	fputs("</svg><figcaption>The frontier's genomes, one cell per layer:", o);
+	for (int j = 0; j < nseen; j++)
+		fprintf(o, " <span class='sw' style='background:%s'></span>%s", op_color(seen[j]),
+		        seen[j]);
+	fputs("</figcaption></figure>\n", o);
+	free(g);
+}
+
+static void details(rep *R)
+{
+	FILE *o = R->o;
+	fputs("<table><tr><th>genome</th><th>generation</th><th>origin</th><th>parents</th>", o);
+	cJSON *first = NULL;
+	for (size_t i = 0; i < R->nc && !first; i++)
+		if (R->c[i].front && R->c[i].k->objectives)
+			first = cJSON_Parse(R->c[i].k->objectives);
+	const cJSON *m;
+	cJSON_ArrayForEach(m, first) {
+		fputs("<th>", o);
+		esc(o, m->string);
+		fputs("</th>", o);
+	}
+	fputs("<th>genome text</th></tr>\n", o);
+	for (size_t i = 0; i < R->nc; i++) {
+		const db_candidate *k = R->c[i].k;
+		if (!R->c[i].front)
+			continue;
+		fprintf(o, "<tr><td class='mono'>%.12s</td><td>%lld</td><td>%s</td><td>", k->genome_hash,
+		        (long long)k->generation + 1, k->origin);
+		if (k->parent1)
+			fprintf(o, "%lld", (long long)k->parent1);
+		if (k->parent2)
+			fprintf(o, ", %lld", (long long)k->parent2);
+		fputs("</td>", o);
+		cJSON *obj = k->objectives ? cJSON_Parse(k->objectives) : NULL;
+		cJSON_ArrayForEach(m, first) {
+			const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, m->string);
+			char b[32] = "";
+			if (cJSON_IsNumber(v))
+				fmt_num(b, sizeof b, v->valuedouble);
+			fprintf(o, "<td class='num'>%s</td>", b);
+		}
+		cJSON_Delete(obj);
+		fputs("<td><details><summary>text</summary><code>", o);
+		esc(o, k->text);
+		fputs("</code></details></td></tr>\n", o);
+	}
+	cJSON_Delete(first);
+	fputs("</table>\n", o);
+}
+
+/* ---- the report -------------------------------------------------------------------- */
+
+int report_write(db_conn *db, int64_t run_id, FILE *o, tl_err *err)
+{
+	rep R;
+	memset(&R, 0, sizeof R);
+	R.o = o;
+	db_run run;
+	db_candidate *k = NULL;
+	size_t nk = 0;
+	db_generation *gens = NULL;
+	size_t ngen = 0;
+	db_opshare *ops = NULL;
+	size_t nops = 0;
+	int rc = 0;
+	if ((rc = db_run_get(db, run_id, &run, err)) < 0)
+		return rc;
+	cJSON *cfg = cJSON_Parse(run.config ? run.config : "{}");
+	const cJSON *obj, *a = cJSON_GetObjectItemCaseSensitive(cfg, "objectives");
+	cJSON_ArrayForEach(obj, a) {
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, "metric");
+		const cJSON *d = cJSON_GetObjectItemCaseSensitive(obj, "direction");
+		if (!cJSON_IsString(m) || R.nobj >= MAXOBJ)
+			continue;
+		snprintf(R.obj[R.nobj], sizeof R.obj[0], "%s", m->valuestring);
+		R.maximize[R.nobj++] = cJSON_IsString(d) && !strcmp(d->valuestring, "max");
+	}
+	if ((rc = db_candidates_all(db, run_id, &k, &nk, err)) < 0 ||
+	    (rc = db_generations_of(db, run_id, &gens, &ngen, err)) < 0 ||
+	    (rc = db_operator_shares(db, run_id, &ops, &nops, err)) < 0)
+		goto out;
+	R.c = calloc(nk ? nk : 1, sizeof *R.c);
+	if (R.c == NULL) {
+		rc = tl_err_set(err, TL_ENOMEM, "report: out of memory");
+		goto out;
+	}
+	R.nc = nk;
+	R.front_gen = -1;
+	for (size_t i = 0; i < nk; i++)
+		if (k[i].rank >= 0 && k[i].generation > R.front_gen)
+			R.front_gen = k[i].generation;
+	for (size_t i = 0; i < nk; i++) {
+		cand *c = &R.c[i];
+		c->k = &k[i];
+		cJSON *v = k[i].objectives && !strcmp(k[i].status, "done") ? cJSON_Parse(k[i].objectives)
+		                                                           : NULL;
+		c->ok = v != NULL;
+		for (int j = 0; j < R.nobj && c->ok; j++) {
+			const cJSON *x = cJSON_GetObjectItemCaseSensitive(v, R.obj[j]);
+			c->ok = cJSON_IsNumber(x);
+			if (c->ok)
+				c->v[j] = x->valuedouble;
+		}
+		cJSON_Delete(v);
+		c->front = k[i].generation == R.front_gen && k[i].rank == 0 && k[i].feasible == 1;
+	}
+	fprintf(o, "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>\n"
+	        "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
+	        "style-src 'unsafe-inline'; img-src data:\">\n<title>tailor run %lld",
+	        (long long)run_id);
+	if (run.name[0]) {
+		fputs(": ", o);
+		esc(o, run.name);
+	}
+	fputs("</title>\n<style>\n"
+	      "body{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:1100px;color:#222}\n"
+	      "h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}\n"
+	      "figure{display:inline-block;margin:8px 16px 8px 0;vertical-align:top}\n"
+	      "figcaption{font-size:12px;color:#555;max-width:480px}\n"
+	      ".tick{font-size:10px;fill:#444}.lab{font-size:12px;fill:#222}\n"
+	      ".pt{fill:#9a9a9a;fill-opacity:.55}.inf{fill:#e45756;fill-opacity:.45}\n"
+	      ".fr{fill:#1f5fbf;stroke:#fff}.fl{fill:none;stroke:#1f5fbf;stroke-width:1.5}\n"
+	      ".hv{fill:none;stroke:#1f5fbf;stroke-width:2}.hvp{fill:#1f5fbf}\n"
+	      "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ddd;padding:3px 6px}\n"
+	      "td.num{text-align:right;font-variant-numeric:tabular-nums}.mono,code{font-family:monospace}\n"
+	      "code{font-size:11px;word-break:break-all}\n"
+	      ".sw{display:inline-block;width:10px;height:10px;margin:0 3px 0 8px}\n"
+	      "dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}dt{color:#666}\n"
+	      "</style></head><body>\n", o);
+	fprintf(o, "<h1>tailor run %lld", (long long)run_id);
+	if (run.name[0]) {
+		fputs(": ", o);
+		esc(o, run.name);
+	}
+	int done = 0, failed = 0, feas = 0;
+	for (size_t i = 0; i < nk; i++) {
+		done += !strcmp(k[i].status, "done") && strcmp(k[i].origin, "elite") != 0;
+		failed += !strcmp(k[i].status, "failed");
+		feas += k[i].feasible == 1 && strcmp(k[i].origin, "elite") != 0;
+	}
+	fprintf(o, "</h1>\n<dl><dt>status</dt><dd>%s</dd><dt>mode</dt><dd>%s</dd><dt>generations"
+	        "</dt><dd>%lld of %lld, population %lld</dd><dt>evaluated</dt><dd>%d genomes (%d "
+	        "feasible, %d failed)</dd><dt>objectives</dt><dd>",
+	        run.status, run.mode, (long long)run.generation + 1, (long long)run.generations,
+	        (long long)run.population, done, feas, failed);
+	for (int j = 0; j < R.nobj; j++) {
+		esc(o, R.obj[j]);
+		fprintf(o, " (%s)%s", R.maximize[j] ? "max" : "min", j + 1 < R.nobj ? ", " : "");
+	}
+	fprintf(o, "</dd><dt>started</dt><dd>%s</dd><dt>finished</dt><dd>%s</dd></dl>\n",
+	        run.started_at[0] ? run.started_at : "-", run.finished_at[0] ? run.finished_at : "-");
+	fputs("<h2>Pareto fronts</h2>\n", o);
+	for (int i = 0; i < R.nobj; i++)
+		for (int j = i + 1; j < R.nobj; j++)
+			scatter(&R, i, j);
+	fputs("<h2>Progress</h2>\n", o);
+	hv_plot(&R, gens, ngen);
+	op_plot(&R, ops, nops);
+	fputs("<h2>The frontier</h2>\n", o);
+	strips(&R);
+	details(&R);
+	fputs("<details><summary>The run's config</summary><pre><code>", o);
+	char *pretty = cfg ? cJSON_Print(cfg) : NULL;
+	esc(o, pretty ? pretty : run.config);
+	cJSON_free(pretty);
+	fputs("</code></pre></details>\n<p style='color:#888;font-size:11px'>Written by tailor "
+	      "report.</p></body></html>\n", o);
+	if (ferror(o))
+		rc = tl_err_set(err, TL_EIO, "report: write failed");
+out:
+	cJSON_Delete(cfg);
+	db_run_clear(&run);
+	db_candidates_free(k, nk);
+	free(gens);
+	free(ops);
+	free(R.c);
+	return rc;
+}

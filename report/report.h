@@ -1,0 +1,33 @@
+/*
+ * report/report.h: the HTML report of a run (tailor report RUN -o FILE).
+ *
+ * One self-contained file: inline CSS, SVG plots drawn here, no script and
+ * no external resource (a Content-Security-Policy forbids any request), so
+ * it opens offline and can be mailed around. Sections:
+ *   - the run: config, status, counts;
+ *   - a Pareto scatter for each pair of objectives: every evaluated genome,
+ *     infeasible ones marked, the frontier highlighted (at most
+ *     REPORT_MAX_POINTS background points, a deterministic thinning stated
+ *     under the plot);
+ *   - hypervolume per generation;
+ *   - the share of each operator in the population per generation (STAR's
+ *     operator-evolution figure);
+ *   - the frontier genomes as strips of coloured cells, one per layer;
+ *   - per-candidate details of the frontier: every metric, origin, parents,
+ *     genome text.
+ */
+#ifndef REPORT_H
+#define REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "db.h"
+#include "tl.h"
+
+#define REPORT_MAX_POINTS 20000
+
+/* Write the report of run_id to out. */
+int report_write(db_conn *db, int64_t run_id, FILE *out, tl_err *err);
+
+#endif /* REPORT_H */
