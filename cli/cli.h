@@ -89,6 +89,14 @@ typedef struct cli_dev_bench_args {
 int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *names, int n,
                       const cli_dev_bench_args *a);
 
+/* One measurement of an arch on a registered device, for the search engine
+ * (cli/cmd_device.c): its own database connection (callable from a worker
+ * thread per device), the device's lock, build, push, run, the measurement
+ * stored ok or failed; *result the harness's JSON (cJSON_Delete). */
+int cli_measure_device(const char *db_path, const char *name, const char *arch_text,
+                       const char *genome_text, const cli_dev_bench_args *a, struct cJSON **result,
+                       tl_err *err);
+
 /* The command groups. */
 int cmd_db(int argc, char **argv, cli_ctx *ctx);
 int cmd_genome(int argc, char **argv, cli_ctx *ctx);

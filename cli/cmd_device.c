@@ -1472,3 +1472,84 @@ int cmd_device(int argc, char **argv, cli_ctx *ctx)
 	db_close(db);
 	return rc;
 }
+
+/* ---- one measurement for the search engine -------------------------------------------- */
+
+int cli_measure_device(const char *db_path, const char *name, const char *arch_text,
+                       const char *genome_text, const cli_dev_bench_args *a, cJSON **result,
+                       tl_err *err)
+{
+	db_conn *db = NULL;
+	db_device dev;
+	bench_job job;
+	bench_ctx c;
+	dev_pool *pool = NULL;
+	int rc;
+	*result = NULL;
+	memset(&c, 0, sizeof c);
+	memset(&job, 0, sizeof job);
+	/* its own connection: the engine calls this from one thread per device */
+	if ((rc = db_open(&db, db_path, 0, err)) < 0)
+		return rc;
+	if ((rc = db_device_get(db, name, &dev, err)) < 0)
+		goto out;
+	if (!dev.enabled) {
+		rc = tl_err_set(err, TL_EINVAL, "device %s is disabled (tailor device enable %s)", name,
+		                name);
+		goto out;
+	}
+	tl_sha256_hex(arch_text, strlen(arch_text), c.arch_hash);
+	if ((rc = db_genome_ensure(db, c.arch_hash, genome_text, -1, err)) < 0)
+		goto out;
+	cJSON *pj = cJSON_CreateObject();
+	cJSON_AddStringToObject(pj, "harness", "tailor-bench");
+	cJSON_AddNumberToObject(pj, "prompt", (double)a->prompt);
+	cJSON_AddNumberToObject(pj, "gen", (double)a->gen);
+	cJSON_AddNumberToObject(pj, "depth", (double)a->depth);
+	cJSON_AddNumberToObject(pj, "repeat", (double)a->repeat);
+	cJSON_AddNumberToObject(pj, "warmup", 0);
+	cJSON_AddStringToObject(pj, "quant", a->quant);
+	cJSON_AddStringToObject(pj, "kv", a->kv);
+	cJSON_AddNumberToObject(pj, "seed", (double)a->seed);
+	if (a->threads)
+		cJSON_AddNumberToObject(pj, "threads", (double)a->threads);
+	else
+		cJSON_AddStringToObject(pj, "threads", "device");
+	c.protocol = cJSON_PrintUnformatted(pj);
+	cJSON_Delete(pj);
+	if (c.protocol == NULL) {
+		rc = tl_err_set(err, TL_ENOMEM, "bench: out of memory");
+		goto out;
+	}
+	tl_sha256_hex(c.protocol, strlen(c.protocol), c.protocol_hash);
+	pthread_mutex_init(&c.mu, NULL);
+	c.db = db;
+	c.a = a;
+	c.arch_text = arch_text;
+	c.jobs = &job;
+	c.n = 1;
+	job.dev = &dev;
+	dev_pool_opts o = {.max_fail_streak = DEV_FAIL_STREAK_DEFAULT,
+	                   .max_attempts = 1,
+	                   .lock_wait_s = a->timeout_s > 600 ? a->timeout_s : 600,
+	                   .run = bench_run,
+	                   .abandon = bench_abandon,
+	                   .health = bench_health,
+	                   .ctx = &c};
+	if ((rc = dev_pool_create(&pool, &dev, 1, &o, err)) == 0 &&
+	    (rc = dev_pool_submit(pool, &job, dev.id, err)) == 0)
+		rc = dev_pool_run(pool, err);
+	pthread_mutex_destroy(&c.mu);
+	if (rc == 0 && (!job.done || !job.ok))
+		rc = tl_err_set(err, TL_EFAIL, "%s", job.done ? job.error : "device not reached");
+	if (rc == 0) {
+		*result = job.result;
+		job.result = NULL;
+	}
+out:
+	dev_pool_free(pool);
+	cJSON_Delete(job.result);
+	free(c.protocol);
+	db_close(db);
+	return rc;
+}

@@ -59,6 +59,7 @@ static void on_signal(int sig)
 }
 
 typedef struct live {
+	const char *db_path;       /* for device workers' own connections */
 	bool tty, quiet;
 	double t0;
 	int last_gen_logged;
@@ -133,16 +134,24 @@ static bool on_stop(void *ctx)
 static int on_measure(void *ctx, const char *device, const genome *g, const char *arch_text,
                       const ev_bench *b, ev_measured *out, tl_err *err)
 {
-	(void)ctx;
-	(void)g;
-	if (strcmp(device, "local") != 0)
-		return tl_err_set(err, TL_EINVAL, "device %s: only 'local' can measure in this tailor",
-		                  device);
-	cli_bench_args a = {b->quant, b->prompt, b->gen, b->depth, b->threads, b->repeat,
-	                    b->timeout_s};
+	live *L = ctx;
 	cJSON *j = NULL;
-	if (cli_bench_local(&j, arch_text, &a, err) < 0)
-		return err->code;
+	if (strcmp(device, "local") == 0) {
+		/* this machine: one arch-less harness serves every candidate */
+		cli_bench_args a = {b->quant, b->prompt, b->gen, b->depth, b->threads, b->repeat,
+		                    b->timeout_s};
+		if (cli_bench_local(&j, arch_text, &a, err) < 0)
+			return err->code;
+	} else {
+		/* a lab device: its toolchain, its lock, the measurement stored */
+		cli_dev_bench_args a = {b->prompt, b->gen, b->depth, b->threads, b->repeat,
+		                        b->timeout_s, 1, b->quant, "f16", false};
+		char *text = genome_to_text(g);
+		int rc = cli_measure_device(L->db_path, device, arch_text, text ? text : "", &a, &j, err);
+		free(text);
+		if (rc < 0)
+			return rc;
+	}
 	const char *keys[5] = {"ttft_ms", "decode_ms_p50", "peak_rss_bytes", "prefill_tok_s",
 	                       "decode_tok_s"};
 	double v[5];
@@ -209,7 +218,8 @@ static int open_db(db_conn **db, cli_ctx *ctx, tl_err *err)
 static int drive(db_conn *db, int64_t id, bool quiet, cli_ctx *ctx)
 {
 	tl_err err = TL_ERR_INIT;
-	live L = {ctx->is_tty && isatty(STDERR_FILENO), quiet, now_s(), -1, 0, 0, now_s()};
+	live L = {db_path(db), ctx->is_tty && isatty(STDERR_FILENO), quiet, now_s(), -1, 0, 0,
+	          now_s()};
 	ev_ops ops = {on_measure, on_progress, on_stop, &L};
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
@@ -330,7 +340,24 @@ int cmd_run(int argc, char **argv, cli_ctx *ctx)
 		if (name)
 			tl_strlcpy(cfg.name, name, sizeof cfg.name);
 		int64_t id = 0;
-		if (open_db(&db, &local, &err) < 0 || ev_run_create(db, &cfg, &id, &err) < 0) {
+		if (open_db(&db, &local, &err) < 0) {
+			ev_config_free(&cfg);
+			return cli_fail(&err);
+		}
+		/* the devices must be registered (local always is) */
+		for (int i = 0; i < cfg.n_dev; i++) {
+			db_device d;
+			if (db_device_get(db, cfg.devices[i], &d, &err) < 0) {
+				tl_err_clear(&err);
+				tl_err_set(&err, TL_ENOTFOUND, "%s: devices[%d]: '%s': no such device in %s "
+				           "(register it with 'tailor device add', see 'tailor device list')",
+				           argv[optind], i, cfg.devices[i], db_path(db));
+				ev_config_free(&cfg);
+				db_close(db);
+				return cli_fail(&err);
+			}
+		}
+		if (ev_run_create(db, &cfg, &id, &err) < 0) {
 			ev_config_free(&cfg);
 			db_close(db);
 			return cli_fail(&err);

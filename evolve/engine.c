@@ -26,6 +26,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,9 @@ typedef struct engine {
 	genome_arch *arch;      /* scratch */
 	ev_progress prog;
 	char last[256];
+	/* the devices the metrics measure on, in order of first use */
+	char dev[EV_MAX_DEV][EV_METRIC_MAX];
+	int ndev;
 } engine;
 
 static const ev_metric *metric_at(const ev_config *c, int i)
@@ -60,7 +64,10 @@ static const ev_metric *metric_at(const ev_config *c, int i)
 
 /* Every metric value of a genome (objectives then constraints) as a JSON
  * object text, the violation and feasibility. */
-static int evaluate(engine *e, const genome *g, char **json, double *viol, tl_err *err)
+/* pre: when not NULL, the device measurements already taken, one per
+ * device of e->dev (the parallel path); else they are taken here. */
+static int evaluate(engine *e, const genome *g, const ev_measured *pre, char **json, double *viol,
+                    tl_err *err)
 {
 	const ev_config *c = &e->cfg;
 	if (genome_decode(e->arch, g, err) < 0)
@@ -82,6 +89,17 @@ static int evaluate(engine *e, const genome *g, char **json, double *viol, tl_er
 			continue;
 		}
 		int d = 0;
+		if (pre) {
+			while (d < e->ndev && strcmp(e->dev[d], m->device) != 0)
+				d++;
+			const ev_measured *x = &pre[d];
+			vals[i] = !strcmp(m->base, "ttft_ms")         ? x->ttft_ms
+			          : !strcmp(m->base, "decode_ms")     ? x->decode_ms
+			          : !strcmp(m->base, "peak_rss_mb")   ? x->peak_rss_mb
+			          : !strcmp(m->base, "prefill_tok_s") ? x->prefill_tok_s
+			                                              : x->decode_tok_s;
+			continue;
+		}
 		while (d < ndone && strcmp(done_dev[d], m->device) != 0)
 			d++;
 		if (d == ndone) {
@@ -195,7 +213,7 @@ static int eval_candidate(engine *e, const db_candidate *k, tl_err *err)
 		return TL_EDB;
 	int rc = genome_parse(&g, k->text ? k->text : "", "candidate", &ev);
 	if (rc == 0)
-		rc = evaluate(e, &g, &json, &viol, &ev);
+		rc = evaluate(e, &g, NULL, &json, &viol, &ev);
 	if (rc < 0) {
 		snprintf(e->last, sizeof e->last, "failed %.12s: %.200s", k->genome_hash, ev.msg);
 		return db_candidate_set_result(e->db, k->id, "failed", NULL, -1, NAN, ev.msg, err);
@@ -203,6 +221,195 @@ static int eval_candidate(engine *e, const db_candidate *k, tl_err *err)
 	snprintf(e->last, sizeof e->last, "evaluated %.12s: %s", k->genome_hash, json);
 	rc = db_candidate_set_result(e->db, k->id, "done", json, viol <= 0.0, viol, NULL, err);
 	cJSON_free(json);
+	return rc;
+}
+
+/* ---- evaluation across devices in parallel ------------------------------------------ */
+
+/* With metrics on several devices, one worker thread per device walks the
+ * generation's pending candidates in order and measures each on its device
+ * (the devices work at once, each on one build at a time); the worker that
+ * delivers a candidate's last measurement computes its result and commits
+ * it. The database and the progress display are used under one mutex. */
+typedef struct pslot {
+	const db_candidate *k;
+	genome g;
+	bool parsed;
+	ev_measured m[EV_MAX_DEV];
+	int left;                /* devices still to measure */
+	bool failed;
+	char error[TL_ERR_MSG_MAX];
+} pslot;
+
+typedef struct pshared {
+	engine *e;
+	pthread_mutex_t mu;
+	pslot *slot;
+	size_t n;
+	bool stop;               /* stop requested: workers finish their measurement */
+	int rc;                  /* first database error */
+	tl_err err;
+} pshared;
+
+typedef struct pworker {
+	pshared *sh;
+	int d;
+} pworker;
+
+/* (mu held) The candidate's last measurement arrived: its result. */
+static void pfinish(pshared *sh, pslot *s)
+{
+	engine *e = sh->e;
+	tl_err ev = TL_ERR_INIT;
+	char *json = NULL;
+	double viol = 0;
+	int rc;
+	if (!s->failed && evaluate(e, &s->g, s->m, &json, &viol, &ev) < 0) {
+		s->failed = true;
+		tl_strlcpy(s->error, ev.msg, sizeof s->error);
+	}
+	if (s->failed) {
+		snprintf(e->last, sizeof e->last, "failed %.12s: %.200s", s->k->genome_hash, s->error);
+		rc = db_candidate_set_result(e->db, s->k->id, "failed", NULL, -1, NAN, s->error, &sh->err);
+	} else {
+		snprintf(e->last, sizeof e->last, "evaluated %.12s: %s", s->k->genome_hash, json);
+		rc = db_candidate_set_result(e->db, s->k->id, "done", json, viol <= 0.0, viol, NULL,
+		                             &sh->err);
+	}
+	cJSON_free(json);
+	if (rc == 0)
+		rc = db_run_heartbeat(e->db, e->run_id, &sh->err);
+	if (rc < 0 && sh->rc == 0)
+		sh->rc = rc;
+	e->prog.done++;
+	report(e);
+}
+
+static void *pworker_main(void *arg)
+{
+	pworker *w = arg;
+	pshared *sh = w->sh;
+	engine *e = sh->e;
+	char *arch_text = NULL;
+	genome_arch *arch = malloc(sizeof *arch);
+	for (size_t i = 0; i < sh->n; i++) {
+		pslot *s = &sh->slot[i];
+		pthread_mutex_lock(&sh->mu);
+		bool stop = sh->stop || sh->rc < 0;
+		if (!stop && e->ops->stop && e->ops->stop(e->ops->ctx))
+			stop = sh->stop = true;
+		if (!stop) {
+			tl_err se = TL_ERR_INIT;
+			db_run r;
+			if (db_run_get(e->db, e->run_id, &r, &se) == 0) {
+				if (!strcmp(r.status, "stopping"))
+					stop = sh->stop = true;
+				db_run_clear(&r);
+			}
+		}
+		bool skip = s->failed || !s->parsed;
+		pthread_mutex_unlock(&sh->mu);
+		if (stop)
+			break;
+		tl_err me = TL_ERR_INIT;
+		int rc = 0;
+		if (!skip) {
+			if (arch == NULL)
+				rc = tl_err_set(&me, TL_ENOMEM, "evaluate: out of memory");
+			else if ((rc = genome_decode(arch, &s->g, &me)) == 0 &&
+			         (arch_text = genome_arch_describe(arch)) == NULL)
+				rc = tl_err_set(&me, TL_ENOMEM, "evaluate: out of memory");
+			if (rc == 0)
+				rc = e->ops->measure(e->ops->ctx, e->dev[w->d], &s->g, arch_text, &e->cfg.bench,
+				                     &s->m[w->d], &me);
+			free(arch_text);
+			arch_text = NULL;
+		}
+		pthread_mutex_lock(&sh->mu);
+		if (rc < 0 && !s->failed) {
+			s->failed = true;
+			snprintf(s->error, sizeof s->error, "%s", me.msg);
+		}
+		if (--s->left == 0)
+			pfinish(sh, s);
+		pthread_mutex_unlock(&sh->mu);
+	}
+	free(arch);
+	return NULL;
+}
+
+/* Evaluate the candidates k[0..nk) that are pending, devices in parallel.
+ * Returns 1 when stopped, 0 when all are done, < 0 on a database error. */
+static int eval_parallel(engine *e, db_candidate *k, size_t nk, tl_err *err)
+{
+	pshared sh;
+	memset(&sh, 0, sizeof sh);
+	sh.e = e;
+	sh.slot = calloc(nk ? nk : 1, sizeof *sh.slot);
+	if (sh.slot == NULL)
+		return tl_err_set(err, TL_ENOMEM, "run: out of memory");
+	int rc = 0;
+	for (size_t i = 0; i < nk && rc >= 0; i++) {
+		if (strcmp(k[i].status, "pending") && strcmp(k[i].status, "evaluating"))
+			continue;
+		/* a genome the run evaluated before: its result (no measurement) */
+		db_candidate prev;
+		bool found = false;
+		if ((rc = db_candidate_find_done(e->db, e->run_id, k[i].genome_hash, &prev, &found,
+		                                 err)) < 0)
+			break;
+		if (found) {
+			rc = db_candidate_set_result(e->db, k[i].id, "done", prev.objectives, prev.feasible,
+			                             prev.violation, NULL, err);
+			free(prev.text);
+			free(prev.objectives);
+			e->prog.done++;
+			continue;
+		}
+		pslot *s = &sh.slot[sh.n++];
+		s->k = &k[i];
+		s->left = e->ndev;
+		tl_err pe = TL_ERR_INIT;
+		s->parsed = genome_parse(&s->g, k[i].text ? k[i].text : "", "candidate", &pe) == 0;
+		if (!s->parsed) {
+			s->failed = true;
+			tl_strlcpy(s->error, pe.msg, sizeof s->error);
+		}
+		if ((rc = db_candidate_set_result(e->db, k[i].id, "evaluating", NULL, -1, NAN, NULL,
+		                                  err)) < 0)
+			break;
+	}
+	if (rc < 0) {
+		free(sh.slot);
+		return rc;
+	}
+	report(e);
+	pthread_mutex_init(&sh.mu, NULL);
+	pthread_t th[EV_MAX_DEV];
+	pworker w[EV_MAX_DEV];
+	int started = 0;
+	for (int d = 0; d < e->ndev; d++) {
+		w[d] = (pworker){&sh, d};
+		if (pthread_create(&th[d], NULL, pworker_main, &w[d]) != 0) {
+			pthread_mutex_lock(&sh.mu);
+			sh.stop = true; /* the others end; the run is resumable */
+			if (sh.rc == 0)
+				sh.rc = tl_err_set(&sh.err, TL_ENOMEM, "run: cannot start a device worker");
+			pthread_mutex_unlock(&sh.mu);
+			break;
+		}
+		started++;
+	}
+	for (int d = 0; d < started; d++)
+		pthread_join(th[d], NULL);
+	pthread_mutex_destroy(&sh.mu);
+	if (sh.rc < 0) {
+		tl_err_set(err, sh.err.code ? sh.err.code : TL_EDB, "%s", sh.err.msg);
+		rc = sh.rc;
+	} else {
+		rc = sh.stop ? 1 : 0;
+	}
+	free(sh.slot);
 	return rc;
 }
 
@@ -600,6 +807,16 @@ int ev_run_drive(db_conn *db, int64_t run_id, const ev_ops *ops, bool *finished,
 	db_run_clear(&r);
 	if (rc < 0)
 		return rc;
+	for (int i = 0; i < e.cfg.n_obj + e.cfg.n_con; i++) {
+		const ev_metric *m = metric_at(&e.cfg, i);
+		if (m->analytic)
+			continue;
+		int d = 0;
+		while (d < e.ndev && strcmp(e.dev[d], m->device) != 0)
+			d++;
+		if (d == e.ndev && e.ndev < EV_MAX_DEV)
+			tl_strlcpy(e.dev[e.ndev++], m->device, EV_METRIC_MAX);
+	}
 	e.arch = malloc(sizeof *e.arch);
 	if (e.arch == NULL) {
 		ev_config_free(&e.cfg);
@@ -636,6 +853,20 @@ int ev_run_drive(db_conn *db, int64_t run_id, const ev_ops *ops, bool *finished,
 			if (strcmp(k[i].status, "pending") && strcmp(k[i].status, "evaluating"))
 				e.prog.done++;
 		report(&e);
+		if (e.ndev > 1) {
+			int prc = eval_parallel(&e, k, nk, err);
+			db_candidates_free(k, nk);
+			if (prc < 0) {
+				rc = prc;
+				goto out;
+			}
+			if (prc == 1) {
+				rc = db_run_set_status(db, run_id, "stopped", NULL, 0, NULL, err);
+				goto out;
+			}
+			nk = 0;
+			k = NULL;
+		}
 		for (size_t i = 0; i < nk && rc >= 0; i++) {
 			if (strcmp(k[i].status, "pending") && strcmp(k[i].status, "evaluating"))
 				continue;

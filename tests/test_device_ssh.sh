@@ -25,6 +25,7 @@
 set -u
 TAILOR=${1:?usage: test_device_ssh.sh PATH_TO_TAILOR}
 case "$TAILOR" in /*) ;; *) TAILOR="$PWD/$TAILOR" ;; esac
+SRC=$(cd "${2:-$(dirname "$0")/..}" && pwd) # the source root (examples/)
 SSHD=/usr/sbin/sshd
 if [ ! -x "$SSHD" ] || ! command -v ssh-keygen >/dev/null; then
 	echo "skip: $SSHD or ssh-keygen not found (apt-get install openssh-server openssh-client)"
@@ -420,6 +421,24 @@ no_pwned
 expect 0 "added cod" -- device add cod "${C[@]}" --work-root "$ROOT" --compile-on-device --cflags "-O0"
 expect 0 "cod .*TTFT" -- bench "$G" --device cod "${B[@]}"
 check_sql "SELECT length(build_hash) FROM measurements WHERE device_id = (SELECT id FROM devices WHERE name = 'cod')" "64"
+
+# ---- a search measuring on the lab device and here at once (tailor run) -------------
+cat >"$tmp/search.json" <<EOF
+{"name": "lab", "space": "$SRC/examples/spaces/tiny.json", "population": 4, "generations": 2,
+ "seed": 2, "devices": ["lap", "local"],
+ "objectives": [{"metric": "decode_ms@lap"}, {"metric": "decode_ms@local"},
+                {"metric": "params", "direction": "max"}],
+ "bench": {"prompt": 16, "gen": 4, "threads": 1}}
+EOF
+sed 's/"lap", "local"/"nosuch", "local"/; s/decode_ms@lap/decode_ms@nosuch/' "$tmp/search.json" >"$tmp/search-bad.json"
+expect 1 "devices\[0\]: 'nosuch': no such device" -- run start "$tmp/search-bad.json"
+q "DELETE FROM measurement_repeats; DELETE FROM measurements"
+expect 0 "frontier of run" -- run start "$tmp/search.json" --quiet
+check_sql "SELECT status FROM runs WHERE name = 'lab'" "finished"
+check_sql "SELECT count(*) FROM candidates WHERE status <> 'done'" "0"
+# every genome of the run measured once on the lab device, and stored
+check_sql "SELECT count(DISTINCT genome_hash) = (SELECT count(*) FROM measurements WHERE status = 'ok' AND device_id = (SELECT id FROM devices WHERE name = 'lap')) FROM candidates" "1"
+[ -z "$(ls -A "$ROOT")" ] || fail "remote work dir left behind by the search: $(ls -A "$ROOT")"
 
 # ---- add --file, remove, enable, disable -----------------------------------------
 cat >"$tmp/devs.json" <<EOF
