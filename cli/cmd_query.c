@@ -243,11 +243,13 @@ static void help(FILE *f, const char *cmd)
 	if (!strcmp(cmd, "query"))
 		fprintf(f,
 		        "usage: tailor [--db PATH] query SQL [--format table|csv|json|jsonl]\n"
+		        "       tailor [--db PATH] query --file FILE [--format ...]\n"
 		        "\n"
 		        "Run one SELECT on the results database, read-only (a statement that would\n"
 		        "write is refused), and stream its rows. The tables and views are described\n"
 		        "in docs/schema.md; examples/queries/*.sql holds analysts' questions\n"
-		        "(tailor query \"$(cat examples/queries/best_under_memory.sql)\").\n");
+		        "(tailor query --file examples/queries/best_under_memory.sql). SQL that\n"
+		        "starts with a '--' comment goes after a lone '--' or in a --file.\n");
 	else if (!strcmp(cmd, "frontier"))
 		fprintf(f,
 		        "usage: tailor [--db PATH] frontier RUN [--format table|csv|json|jsonl]\n"
@@ -268,6 +270,7 @@ static void help(FILE *f, const char *cmd)
 	        "  --format F   table (default for query and frontier), csv, json (an array\n"
 	        "               of objects) or jsonl (one object per line; default for export)\n"
 	        "  -o FILE      write there instead of standard output\n"
+	        "  --file FILE  (query) read the SQL from FILE ('-': standard input)\n"
 	        "  --db PATH    the database (default: $TAILOR_DB, else ./tailor.db)\n"
 	        "  -h, --help   this help\n");
 }
@@ -334,8 +337,10 @@ int cmd_query(int argc, char **argv, cli_ctx *ctx)
 	static const struct option longopts[] = {
 		{"help", no_argument, NULL, 'h'},      {"format", required_argument, NULL, 'f'},
 		{"output", required_argument, NULL, 'o'}, {"db", required_argument, NULL, 'd'},
-		{NULL, 0, NULL, 0},
+		{"file", required_argument, NULL, 'F'},   {NULL, 0, NULL, 0},
 	};
+	const char *sqlfile = NULL;
+	char *sqlbuf = NULL;
 	bool is_export = !strcmp(cmd, "export");
 	enum fmt f = is_export ? F_JSONL : F_TABLE;
 	const char *outpath = NULL, *db_flag = ctx->db_flag;
@@ -359,8 +364,45 @@ int cmd_query(int argc, char **argv, cli_ctx *ctx)
 			break;
 		case 'o': outpath = optarg; break;
 		case 'd': db_flag = optarg; break;
+		case 'F':
+			if (strcmp(cmd, "query") != 0)
+				return cli_usage(cmd, "--file goes with 'query'");
+			sqlfile = optarg;
+			break;
 		default: return CLI_USAGE;
 		}
+	}
+	tl_err ferr = TL_ERR_INIT;
+	if (sqlfile) {
+		if (optind != argc)
+			return cli_usage(cmd, "give the SQL either as an argument or with --file, not both");
+		size_t len = 0;
+		int frc;
+		if (!strcmp(sqlfile, "-")) {
+			size_t cap = 65536;
+			sqlbuf = malloc(cap);
+			frc = sqlbuf ? 0 : tl_err_set(&ferr, TL_ENOMEM, "query: out of memory");
+			size_t r;
+			while (frc == 0 && (r = fread(sqlbuf + len, 1, cap - len - 1, stdin)) > 0) {
+				len += r;
+				if (len + 1 == cap) {
+					char *p2 = realloc(sqlbuf, cap *= 2);
+					if (!p2)
+						frc = tl_err_set(&ferr, TL_ENOMEM, "query: out of memory");
+					else
+						sqlbuf = p2;
+				}
+			}
+			if (frc == 0)
+				sqlbuf[len] = '\0';
+		} else {
+			frc = tl_file_read(&sqlbuf, &len, sqlfile, 0, &ferr);
+		}
+		if (frc < 0) {
+			free(sqlbuf);
+			return cli_fail(&ferr);
+		}
+		argv[--optind] = sqlbuf; /* the SQL becomes the one argument */
 	}
 	if (optind + 1 != argc)
 		return cli_usage(cmd, "%s", !strcmp(cmd, "query") ? "give one SQL statement (quoted)"
@@ -427,5 +469,6 @@ int cmd_query(int argc, char **argv, cli_ctx *ctx)
 	if (out != stdout && fclose(out) != 0 && rc == 0)
 		rc = tl_err_setsub(&err, TL_EIO, errno, "%s: -o %s: write failed", cmd, outpath);
 	db_close(db);
+	free(sqlbuf);
 	return rc < 0 ? cli_fail(&err) : CLI_OK;
 }

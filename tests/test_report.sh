@@ -78,6 +78,14 @@ check '[ "$(q "$F" "SELECT count(*) FROM runs")" = 1 ]' "nothing deleted"
 out=$("$TAILOR" --db "$F" query "DELETE FROM runs" 2>&1)
 check '[[ "$out" == *"writes are refused"* ]]' "write message: $out"
 
+# every analyst query of examples/queries runs (on the fixture: rows or none)
+for f in "$ROOT"/examples/queries/*.sql; do
+	out=$("$TAILOR" --db "$F" query --file "$f" --format csv 2>&1); rc=$?
+	check '[ $rc = 0 ]' "$(basename "$f"): rc $rc: $out"
+done
+out=$(echo "SELECT name FROM runs" | "$TAILOR" --db "$F" query --file - --format csv)
+check '[ "$out" = "$(printf "name\nfx")" ]' "query --file -: $out"
+
 # ---- a real run: frontier, export
 cat > "$tmp/a.json" <<JSON
 {"name": "rep", "space": "$ROOT/examples/spaces/lfm2-like-small.json", "population": 16, "generations": 6, "seed": 5,
