@@ -95,6 +95,19 @@ int db_generation_put(db_conn *db, int64_t run_id, int64_t generation, int64_t e
 int db_generation_finished(db_conn *db, int64_t run_id, int64_t generation, bool *finished,
                            tl_err *err);
 
+/* ---- quality results --------------------------------------------------------- */
+
+/* A stored quality result of a genome under an evaluator and its settings
+ * (the `quality` table; *found false when there is none or it failed). */
+int db_quality_get(db_conn *db, const char *hash, const char *evaluator,
+                   const char *settings_hash, const char *metric, double *value, bool *found,
+                   tl_err *err);
+/* Store one (replacing an earlier row of the same key). value NaN: failed,
+ * with error. ids 0: NULL. */
+int db_quality_put(db_conn *db, const char *hash, int64_t run_id, int64_t candidate_id,
+                   const char *evaluator, const char *settings, const char *settings_hash,
+                   const char *metric, double value, const char *error, tl_err *err);
+
 /* ---- for reports ---------------------------------------------------------- */
 
 /* Every candidate of the run, all generations, by id. */

@@ -555,3 +555,56 @@ int db_operator_shares(db_conn *db, int64_t run_id, db_opshare **out, size_t *n,
 		return db_fail(db, rc, "operator shares", err);
 	return 0;
 }
+
+/* ---- quality ------------------------------------------------------------------------ */
+
+int db_quality_get(db_conn *db, const char *hash, const char *evaluator,
+                   const char *settings_hash, const char *metric, double *value, bool *found,
+                   tl_err *err)
+{
+	sqlite3_stmt *st;
+	*found = false;
+	if (db_prepare(db, &st,
+	               "SELECT value FROM quality WHERE genome_hash = ?1 AND evaluator = ?2 AND "
+	               "settings_hash = ?3 AND metric = ?4 AND value IS NOT NULL",
+	               "quality lookup", err) < 0)
+		return TL_EDB;
+	bind_s(st, 1, hash);
+	bind_s(st, 2, evaluator);
+	bind_s(st, 3, settings_hash);
+	bind_s(st, 4, metric);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*value = sqlite3_column_double(st, 0);
+		*found = true;
+		rc = SQLITE_DONE;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "quality lookup", err);
+	return 0;
+}
+
+int db_quality_put(db_conn *db, const char *hash, int64_t run_id, int64_t candidate_id,
+                   const char *evaluator, const char *settings, const char *settings_hash,
+                   const char *metric, double value, const char *error, tl_err *err)
+{
+	sqlite3_stmt *st;
+	if (db_prepare(db, &st,
+	               "INSERT INTO quality (genome_hash, run_id, candidate_id, evaluator, settings, "
+	               "settings_hash, metric, value, error) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+	               "ON CONFLICT (genome_hash, evaluator, settings_hash, metric) DO UPDATE SET "
+	               "run_id = ?2, candidate_id = ?3, value = ?8, error = ?9",
+	               "quality store", err) < 0)
+		return TL_EDB;
+	bind_s(st, 1, hash);
+	bind_id(st, 2, run_id);
+	bind_id(st, 3, candidate_id);
+	bind_s(st, 4, evaluator);
+	bind_s(st, 5, settings);
+	bind_s(st, 6, settings_hash);
+	bind_s(st, 7, metric);
+	bind_d(st, 8, value);
+	bind_s(st, 9, error);
+	return db_step_done(db, &st, "quality store", err);
+}

@@ -6,7 +6,11 @@
  */
 #include "evolve.h"
 
+#include "quality.h"
+
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +22,7 @@ static const char *const analytic_names[] = {
 static const char *const device_names[] = {"ttft_ms", "decode_ms", "peak_rss_mb",
                                            "prefill_tok_s", "decode_tok_s", NULL};
 #define METRIC_HELP                                                                         \
+	"quality: val_bpb, val_loss, train_loss (train), mad_TASK, mad_mean (mad), any (command); " \
 	"analytic: params, params_nonembed, kv_bytes_per_token, state_bytes, cache_bytes, "   \
 	"flops_per_token, flops_prefill_per_token, flops_decode_per_token; per device: "       \
 	"ttft_ms, decode_ms, peak_rss_mb, prefill_tok_s, decode_tok_s followed by @DEVICE"
@@ -79,11 +84,37 @@ static int parse_metric(ev_metric *m, const char *s, const ev_config *c, const c
 	if (!at && in_list(m->base, device_names))
 		return tl_err_set(err, TL_EINVAL, "%s: %s: '%s': a device metric needs @DEVICE, "
 		                  "e.g. %s@local", c->source, path, s, s);
-	if (!strcmp(m->base, "val_bpb") || !strcmp(m->base, "val_loss") ||
-	    !strncmp(m->base, "mad_", 4))
-		return tl_err_set(err, TL_EINVAL, "%s: %s: '%s': quality metrics need the quality "
-		                  "evaluators, which this tailor does not have yet (" METRIC_HELP ")",
-		                  c->source, path, s);
+	if (!at) {
+		const ev_quality *q = &c->quality;
+		bool trainm = !strcmp(m->base, "val_bpb") || !strcmp(m->base, "val_loss") ||
+		              !strcmp(m->base, "train_loss");
+		bool madm = !strncmp(m->base, "mad_", 4);
+		if (q->kind == EV_QUAL_TRAIN && trainm) {
+			m->quality = true;
+			return 0;
+		}
+		if (q->kind == EV_QUAL_MAD && madm) {
+			int t = qual_mad_task_lookup(m->base + 4);
+			if (!strcmp(m->base, "mad_mean") ||
+			    (t >= 0 && (q->mad_tasks == 0 || (q->mad_tasks >> t & 1)))) {
+				m->quality = true;
+				return 0;
+			}
+			return tl_err_set(err, TL_EINVAL, "%s: %s: '%s': not a MAD task the quality "
+			                  "evaluator runs (mad_recall, mad_fuzzy_recall, mad_noisy_recall, "
+			                  "mad_selective_copy, mad_compression, mad_memorization, mad_mean; "
+			                  "see quality.tasks)", c->source, path, s);
+		}
+		if (q->kind == EV_QUAL_COMMAND) {
+			m->quality = true; /* whatever the command reports */
+			return 0;
+		}
+		if (trainm || madm)
+			return tl_err_set(err, TL_EINVAL, "%s: %s: '%s': a quality metric of the %s "
+			                  "evaluator; set \"quality\": {\"evaluator\": \"%s\", ...}",
+			                  c->source, path, s, trainm ? "train" : "mad",
+			                  trainm ? "train" : "mad");
+	}
 	return tl_err_set(err, TL_EINVAL, "%s: %s: '%s': unknown metric (" METRIC_HELP ")",
 	                  c->source, path, s);
 }
@@ -165,6 +196,121 @@ static int parse_space(ev_config *c, cJSON *root, const char *base_dir, tl_err *
 	return rc;
 }
 
+/* "quality": the evaluator and its settings (docs/config.md). A relative
+ * corpus or command path is made absolute (against the config's directory)
+ * in the tree, so the stored config works from anywhere. */
+static int parse_quality(ev_config *c, cJSON *v, const char *base_dir, tl_err *err)
+{
+	ev_quality *q = &c->quality;
+	memset(q, 0, sizeof *q);
+	q->seed = 1;
+	q->timeout_s = 3600;
+	if (v == NULL)
+		return 0;
+	static const char *const ok[] = {"evaluator", "width", "tokens", "val_tokens", "batch", "seq", "threads",
+	                                 "epochs", "seed", "lr", "corpus", "tasks", "command",
+	                                 "timeout_s", "settings", NULL};
+	if (!cJSON_IsObject(v))
+		return tl_err_set(err, TL_EINVAL, "%s: quality: must be an object", c->source);
+	if (only_keys(v, ok, c, "quality", err) < 0)
+		return TL_EINVAL;
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(v, "evaluator");
+	const char *kinds[] = {"analytic", "train", "mad", "command"};
+	int k = -1;
+	for (int i = 0; i < 4; i++)
+		if (cJSON_IsString(e) && !strcmp(e->valuestring, kinds[i]))
+			k = i;
+	if (k < 0)
+		return tl_err_set(err, TL_EINVAL, "%s: quality.evaluator: analytic, train, mad or "
+		                  "command", c->source);
+	q->kind = (enum ev_qual_kind)k;
+	int seed = 1, tok = 0, vtok = 0;
+	if (get_int(&q->width, v, "width", 0, 65536, 0, c, "quality", err) < 0 ||
+	    get_int(&tok, v, "tokens", 0, 2000000000, 0, c, "quality", err) < 0 ||
+	    get_int(&vtok, v, "val_tokens", 0, 2000000000, 0, c, "quality", err) < 0 ||
+	    get_int(&q->batch, v, "batch", 0, 4096, 0, c, "quality", err) < 0 ||
+	    get_int(&q->seq, v, "seq", 0, 1 << 16, 0, c, "quality", err) < 0 ||
+	    get_int(&q->threads, v, "threads", 0, 256, 2, c, "quality", err) < 0 ||
+	    get_int(&q->epochs, v, "epochs", 0, 100000, 0, c, "quality", err) < 0 ||
+	    get_int(&seed, v, "seed", 0, 2000000000, 1, c, "quality", err) < 0 ||
+	    get_int(&q->timeout_s, v, "timeout_s", 1, 30 * 86400, 3600, c, "quality", err) < 0)
+		return TL_EINVAL;
+	q->tokens = tok;
+	q->val_tokens = vtok;
+	q->seed = (uint64_t)seed;
+	const cJSON *lr = cJSON_GetObjectItemCaseSensitive(v, "lr");
+	if (lr && (!cJSON_IsNumber(lr) || lr->valuedouble <= 0 || lr->valuedouble > 1))
+		return tl_err_set(err, TL_EINVAL, "%s: quality.lr: a learning rate in (0, 1]", c->source);
+	q->lr = lr ? lr->valuedouble : 0;
+	cJSON *corpus = cJSON_GetObjectItemCaseSensitive(v, "corpus");
+	if (q->kind == EV_QUAL_TRAIN) {
+		if (!cJSON_IsString(corpus))
+			return tl_err_set(err, TL_EINVAL, "%s: quality.corpus: the training text (e.g. "
+			                  "\"../data/tinyshakespeare.txt\", relative to this file)", c->source);
+		char path[2048], real[4096];
+		if (corpus->valuestring[0] == '/' || base_dir == NULL || !*base_dir)
+			snprintf(path, sizeof path, "%s", corpus->valuestring);
+		else
+			snprintf(path, sizeof path, "%s/%s", base_dir, corpus->valuestring);
+		if (realpath(path, real) == NULL)
+			return tl_err_setsub(err, TL_EIO, errno, "%s: quality.corpus: %s: %s", c->source,
+			                     path, strerror(errno));
+		tl_strlcpy(q->corpus, real, sizeof q->corpus);
+		cJSON_SetValuestring(corpus, real);
+	}
+	const cJSON *tasks = cJSON_GetObjectItemCaseSensitive(v, "tasks");
+	cJSON *t;
+	if (tasks) {
+		if (!cJSON_IsArray(tasks))
+			return tl_err_set(err, TL_EINVAL, "%s: quality.tasks: an array of MAD task names",
+			                  c->source);
+		int i = 0;
+		cJSON_ArrayForEach(t, tasks) {
+			int id = cJSON_IsString(t) ? qual_mad_task_lookup(t->valuestring) : -1;
+			if (id < 0)
+				return tl_err_set(err, TL_EINVAL, "%s: quality.tasks[%d]: not a MAD task (recall, "
+				                  "fuzzy_recall, noisy_recall, selective_copy, compression, "
+				                  "memorization)", c->source, i);
+			q->mad_tasks |= 1u << id;
+			i++;
+		}
+	}
+	cJSON *cmd = cJSON_GetObjectItemCaseSensitive(v, "command");
+	if (q->kind == EV_QUAL_COMMAND) {
+		if (!cJSON_IsArray(cmd) || cJSON_GetArraySize(cmd) < 1 ||
+		    cJSON_GetArraySize(cmd) > EV_CMD_MAX_ARGS)
+			return tl_err_set(err, TL_EINVAL, "%s: quality.command: the evaluator command as an "
+			                  "array of strings, e.g. [\"examples/evaluators/slurm-eval.sh\"]",
+			                  c->source);
+		int i = 0;
+		cJSON_ArrayForEach(t, cmd) {
+			if (!cJSON_IsString(t))
+				return tl_err_set(err, TL_EINVAL, "%s: quality.command[%d]: a string", c->source, i);
+			char path[2048], real[4096];
+			const char *arg = t->valuestring;
+			/* a relative path to an existing file is made absolute */
+			if (i == 0 && strchr(arg, '/') && arg[0] != '/' && base_dir && *base_dir) {
+				snprintf(path, sizeof path, "%s/%s", base_dir, arg);
+				if (realpath(path, real) != NULL) {
+					cJSON_SetValuestring(t, real);
+					arg = t->valuestring;
+				}
+			}
+			size_t n = strlen(arg);
+			q->argv[i] = malloc(n + 1);
+			if (q->argv[i] == NULL)
+				return tl_err_set(err, TL_ENOMEM, "%s: out of memory", c->source);
+			memcpy(q->argv[i], arg, n + 1);
+			i++;
+		}
+	}
+	q->settings = cJSON_PrintUnformatted(v);
+	if (q->settings == NULL)
+		return tl_err_set(err, TL_ENOMEM, "%s: out of memory", c->source);
+	tl_sha256_hex(q->settings, strlen(q->settings), q->settings_hash);
+	return 0;
+}
+
 int ev_config_parse(ev_config *c, const char *json, const char *source, const char *base_dir,
                     tl_err *err)
 {
@@ -237,6 +383,8 @@ int ev_config_parse(ev_config *c, const char *json, const char *source, const ch
 			tl_strlcpy(c->devices[c->n_dev++], d->valuestring, EV_METRIC_MAX);
 		}
 	}
+	if (parse_quality(c, cJSON_GetObjectItemCaseSensitive(root, "quality"), base_dir, err) < 0)
+		goto out;
 	/* objectives */
 	v = cJSON_GetObjectItemCaseSensitive(root, "objectives");
 	if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) < 1 || cJSON_GetArraySize(v) > EV_MAX_OBJ) {
@@ -371,17 +519,6 @@ int ev_config_parse(ev_config *c, const char *json, const char *source, const ch
 		           "needs the profiler's predictor, not built yet)", source);
 		goto out;
 	}
-	v = cJSON_GetObjectItemCaseSensitive(root, "quality");
-	if (v) {
-		const cJSON *e = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "evaluator") : NULL;
-		if (!cJSON_IsObject(v) || cJSON_GetArraySize(v) != 1 || !cJSON_IsString(e) ||
-		    strcmp(e->valuestring, "analytic") != 0) {
-			tl_err_set(err, TL_EINVAL, "%s: quality: only {\"evaluator\": \"analytic\"} is "
-			           "available in this tailor (train, mad and command come with the "
-			           "quality room)", source);
-			goto out;
-		}
-	}
 	if (parse_space(c, root, base_dir, err) < 0)
 		goto out;
 	c->json = cJSON_PrintUnformatted(root);
@@ -419,6 +556,12 @@ int ev_config_load(ev_config *c, const char *path, tl_err *err)
 
 void ev_config_free(ev_config *c)
 {
+	for (int i = 0; i < EV_CMD_MAX_ARGS; i++) {
+		free(c->quality.argv[i]);
+		c->quality.argv[i] = NULL;
+	}
+	cJSON_free(c->quality.settings);
+	c->quality.settings = NULL;
 	genome_space_free(c->space);
 	c->space = NULL;
 	cJSON_free(c->json);

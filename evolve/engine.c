@@ -55,6 +55,7 @@ typedef struct engine {
 	/* the devices the metrics measure on, in order of first use */
 	char dev[EV_MAX_DEV][EV_METRIC_MAX];
 	int ndev;
+	pthread_mutex_t *mu;    /* the database's mutex in the parallel path */
 } engine;
 
 static const ev_metric *metric_at(const ev_config *c, int i)
@@ -62,12 +63,66 @@ static const ev_metric *metric_at(const ev_config *c, int i)
 	return i < c->n_obj ? &c->obj[i].m : &c->con[i - c->n_obj].m;
 }
 
+#define QUALITY_WORKER "@quality" /* the quality evaluator's slot among the devices */
+
+static const char *const qual_kind_name[] = {"analytic", "train", "mad", "command"};
+
+/* The quality metrics of g: stored results of the same evaluator and
+ * settings are reused; otherwise the evaluator runs (the database is used
+ * under e->mu when set, the evaluator runs outside it) and its results are
+ * stored. vals is indexed like the config's metrics. */
+static int quality_values(engine *e, const genome *g, const char *hash, double *vals,
+                          tl_err *err)
+{
+	const ev_config *c = &e->cfg;
+	const ev_quality *q = &c->quality;
+	int nm = c->n_obj + c->n_con, missing = 0, rc = 0;
+	if (e->mu)
+		pthread_mutex_lock(e->mu);
+	for (int i = 0; i < nm && rc == 0; i++) {
+		const ev_metric *m = metric_at(c, i);
+		bool found = false;
+		if (m->quality)
+			rc = db_quality_get(e->db, hash, qual_kind_name[q->kind], q->settings_hash, m->base,
+			                    &vals[i], &found, err);
+		missing += m->quality && !found;
+	}
+	if (e->mu)
+		pthread_mutex_unlock(e->mu);
+	if (rc < 0 || missing == 0)
+		return rc;
+	tl_err qe = TL_ERR_INIT;
+	rc = ev_quality_eval(c, g, vals, &qe);
+	if (e->mu)
+		pthread_mutex_lock(e->mu);
+	for (int i = 0; i < nm; i++) {
+		const ev_metric *m = metric_at(c, i);
+		if (!m->quality)
+			continue;
+		tl_err se = TL_ERR_INIT;
+		db_quality_put(e->db, hash, e->run_id, 0, qual_kind_name[q->kind], q->settings,
+		               q->settings_hash, m->base, rc < 0 ? NAN : vals[i],
+		               rc < 0 ? qe.msg : NULL, &se);
+	}
+	if (e->mu)
+		pthread_mutex_unlock(e->mu);
+	if (rc < 0) {
+		tl_err_set(err, qe.code, "quality (%s): %s", qual_kind_name[q->kind], qe.msg);
+		return rc;
+	}
+	return 0;
+}
+
+
 /* Every metric value of a genome (objectives then constraints) as a JSON
  * object text, the violation and feasibility. */
 /* pre: when not NULL, the device measurements already taken, one per
  * device of e->dev (the parallel path); else they are taken here. */
-static int evaluate(engine *e, const genome *g, const ev_measured *pre, char **json, double *viol,
-                    tl_err *err)
+static int quality_values(engine *e, const genome *g, const char *hash, double *vals,
+                          tl_err *err);
+
+static int evaluate(engine *e, const genome *g, const ev_measured *pre, const double *qpre,
+                    char **json, double *viol, tl_err *err)
 {
 	const ev_config *c = &e->cfg;
 	if (genome_decode(e->arch, g, err) < 0)
@@ -82,10 +137,27 @@ static int evaluate(engine *e, const genome *g, const ev_measured *pre, char **j
 	char done_dev[EV_MAX_DEV][EV_METRIC_MAX];
 	ev_measured meas[EV_MAX_DEV];
 	int ndone = 0;
+	bool qdone = false;
 	for (int i = 0; i < nm; i++) {
 		const ev_metric *m = metric_at(c, i);
 		if (m->analytic) {
 			vals[i] = ev_analytic(m->base, &st);
+			continue;
+		}
+		if (m->quality) {
+			if (qpre) {
+				vals[i] = qpre[i];
+			} else if (!qdone) {
+				char h[65];
+				int qrc = genome_hash(g, h, err);
+				if (qrc == 0)
+					qrc = quality_values(e, g, h, vals, err);
+				if (qrc < 0) {
+					free(arch_text);
+					return qrc;
+				}
+				qdone = true;
+			}
 			continue;
 		}
 		int d = 0;
@@ -213,7 +285,7 @@ static int eval_candidate(engine *e, const db_candidate *k, tl_err *err)
 		return TL_EDB;
 	int rc = genome_parse(&g, k->text ? k->text : "", "candidate", &ev);
 	if (rc == 0)
-		rc = evaluate(e, &g, NULL, &json, &viol, &ev);
+		rc = evaluate(e, &g, NULL, NULL, &json, &viol, &ev);
 	if (rc < 0) {
 		snprintf(e->last, sizeof e->last, "failed %.12s: %.200s", k->genome_hash, ev.msg);
 		return db_candidate_set_result(e->db, k->id, "failed", NULL, -1, NAN, ev.msg, err);
@@ -236,6 +308,7 @@ typedef struct pslot {
 	genome g;
 	bool parsed;
 	ev_measured m[EV_MAX_DEV];
+	double q[EV_MAX_OBJ + EV_MAX_CON]; /* quality values, by metric index */
 	int left;                /* devices still to measure */
 	bool failed;
 	char error[TL_ERR_MSG_MAX];
@@ -264,7 +337,7 @@ static void pfinish(pshared *sh, pslot *s)
 	char *json = NULL;
 	double viol = 0;
 	int rc;
-	if (!s->failed && evaluate(e, &s->g, s->m, &json, &viol, &ev) < 0) {
+	if (!s->failed && evaluate(e, &s->g, s->m, s->q, &json, &viol, &ev) < 0) {
 		s->failed = true;
 		tl_strlcpy(s->error, ev.msg, sizeof s->error);
 	}
@@ -319,7 +392,9 @@ static void *pworker_main(void *arg)
 			else if ((rc = genome_decode(arch, &s->g, &me)) == 0 &&
 			         (arch_text = genome_arch_describe(arch)) == NULL)
 				rc = tl_err_set(&me, TL_ENOMEM, "evaluate: out of memory");
-			if (rc == 0)
+			if (rc == 0 && !strcmp(e->dev[w->d], QUALITY_WORKER))
+				rc = quality_values(e, &s->g, s->k->genome_hash, s->q, &me);
+			else if (rc == 0)
 				rc = e->ops->measure(e->ops->ctx, e->dev[w->d], &s->g, arch_text, &e->cfg.bench,
 				                     &s->m[w->d], &me);
 			free(arch_text);
@@ -385,6 +460,7 @@ static int eval_parallel(engine *e, db_candidate *k, size_t nk, tl_err *err)
 	}
 	report(e);
 	pthread_mutex_init(&sh.mu, NULL);
+	e->mu = &sh.mu;
 	pthread_t th[EV_MAX_DEV];
 	pworker w[EV_MAX_DEV];
 	int started = 0;
@@ -402,6 +478,7 @@ static int eval_parallel(engine *e, db_candidate *k, size_t nk, tl_err *err)
 	}
 	for (int d = 0; d < started; d++)
 		pthread_join(th[d], NULL);
+	e->mu = NULL;
 	pthread_mutex_destroy(&sh.mu);
 	if (sh.rc < 0) {
 		tl_err_set(err, sh.err.code ? sh.err.code : TL_EDB, "%s", sh.err.msg);
@@ -809,6 +886,14 @@ int ev_run_drive(db_conn *db, int64_t run_id, const ev_ops *ops, bool *finished,
 		return rc;
 	for (int i = 0; i < e.cfg.n_obj + e.cfg.n_con; i++) {
 		const ev_metric *m = metric_at(&e.cfg, i);
+		if (m->quality && e.ndev < EV_MAX_DEV) {
+			int d = 0;
+			while (d < e.ndev && strcmp(e.dev[d], QUALITY_WORKER) != 0)
+				d++;
+			if (d == e.ndev)
+				tl_strlcpy(e.dev[e.ndev++], QUALITY_WORKER, EV_METRIC_MAX);
+			continue;
+		}
 		if (m->analytic)
 			continue;
 		int d = 0;

@@ -18,7 +18,9 @@
  * Everything random depends only on the seed and on stored results, so a
  * resumed run makes the same choices as an uninterrupted one.
  *
- * Metrics (docs/config.md): analytic ones computed from the genome
+ * Metrics (docs/config.md): quality ones from the config's evaluator
+ * (val_bpb, val_loss, train_loss from `train`; mad_<task> and mad_mean from
+ * `mad`; any name the `command` returns), analytic ones computed from the genome
  * (params, params_nonembed, kv_bytes_per_token, state_bytes, cache_bytes,
  * flops_per_token, flops_prefill_per_token, flops_decode_per_token), device
  * ones measured by the caller's ev_ops.measure (NAME@DEVICE with NAME one
@@ -46,7 +48,27 @@ typedef struct ev_metric {
 	char base[EV_METRIC_MAX]; /* before '@': "decode_ms"                      */
 	char device[EV_METRIC_MAX]; /* after '@', "" for analytic metrics         */
 	bool analytic;
+	bool quality;             /* from the quality evaluator (val_bpb, ...)    */
 } ev_metric;
+
+/* The quality evaluator of a config (docs/config.md). */
+enum ev_qual_kind { EV_QUAL_ANALYTIC = 0, EV_QUAL_TRAIN, EV_QUAL_MAD, EV_QUAL_COMMAND };
+#define EV_CMD_MAX_ARGS 32
+typedef struct ev_quality {
+	enum ev_qual_kind kind;
+	int width;                /* proxy width, 0: the genome's own             */
+	int64_t tokens;           /* training token budget (0: evaluator default) */
+	int64_t val_tokens;       /* train: held-out tokens scored (0: default)   */
+	int batch, seq, threads, epochs;
+	uint64_t seed;
+	double lr;                /* 0: the evaluator's default                   */
+	char corpus[1024];        /* train: the corpus (absolute path)            */
+	unsigned mad_tasks;       /* mad: bit mask, 0: all six                     */
+	char *argv[EV_CMD_MAX_ARGS + 1]; /* command: owned strings, NULL-ended      */
+	int timeout_s;
+	char *settings;           /* the config's "quality" object as JSON (owned) */
+	char settings_hash[65];   /* SHA-256 of it: results are reused by it       */
+} ev_quality;
 
 typedef struct ev_objective {
 	ev_metric m;
@@ -81,6 +103,7 @@ typedef struct ev_config {
 	char devices[EV_MAX_DEV][EV_METRIC_MAX];
 	int n_dev;
 	ev_bench bench;
+	ev_quality quality;
 	char *json;                /* the config as stored in runs.config (owned):
 	                            * the file's JSON with an inline space        */
 	char hash[65];             /* SHA-256 of that JSON                        */
@@ -99,6 +122,11 @@ void ev_config_free(ev_config *c);
 /* The value of an analytic metric for a genome (NaN when the name is not
  * analytic). */
 double ev_analytic(const char *base, const genome_stats *s);
+
+/* Run the config's quality evaluator on g: vals[i] for each metric i of the
+ * config (objectives then constraints) that is a quality metric (others
+ * untouched). threads: the trainer's pool. */
+int ev_quality_eval(const ev_config *c, const genome *g, double *vals, tl_err *err);
 
 /* What a device measurement gives. */
 typedef struct ev_measured {
