@@ -28,8 +28,11 @@ if [ $quick = 0 ]; then
 	setup build-asan --buildtype=debug -Dwerror=true \
 		-Db_sanitize=address,undefined -Db_lundef=false
 	meson compile -C build-asan
+	# the release pass runs the genome property test at 100,000 iterations;
+	# under the sanitizers 20,000 cover the same code at a fifth of the time
 	ASAN_OPTIONS=abort_on_error=1:detect_leaks=1:strict_string_checks=1 \
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	TAILOR_PROPERTY_N=${TAILOR_PROPERTY_N:-20000} \
 		meson test -C build-asan --print-errorlogs "$@"
 fi
 echo "test.sh: all tests passed"
