@@ -109,8 +109,9 @@ static void on_progress(void *ctx, const ev_progress *p)
 	fmt_dur(eta, sizeof eta, per * (double)left);
 	if (L->tty) {
 		fprintf(stderr, "\r\033[Krun %lld  gen %d/%d  candidates %d/%d  frontier %d  HV %.4g  "
-		        "elapsed %s  ETA %s", (long long)p->run_id, p->generation + 1, p->generations,
-		        p->done, p->total, p->frontier, p->hypervolume, el, eta);
+		        "elapsed %s  ETA %s%s%s", (long long)p->run_id, p->generation + 1,
+		        p->generations, p->done, p->total, p->frontier, p->hypervolume, el, eta,
+		        p->queues && *p->queues ? "  queues: " : "", p->queues ? p->queues : "");
 		if (gen_end && p->generation + 1 == p->generations)
 			fputc('\n', stderr);
 		fflush(stderr);

@@ -56,6 +56,7 @@ typedef struct engine {
 	char dev[EV_MAX_DEV][EV_METRIC_MAX];
 	int ndev;
 	pthread_mutex_t *mu;    /* the database's mutex in the parallel path */
+	char queues[256];       /* ev_progress.queues */
 } engine;
 
 static const ev_metric *metric_at(const ev_config *c, int i)
@@ -320,6 +321,7 @@ typedef struct pshared {
 	pslot *slot;
 	size_t n;
 	bool stop;               /* stop requested: workers finish their measurement */
+	int done_dev[EV_MAX_DEV]; /* measurements each worker finished */
 	int rc;                  /* first database error */
 	tl_err err;
 } pshared;
@@ -401,6 +403,17 @@ static void *pworker_main(void *arg)
 			arch_text = NULL;
 		}
 		pthread_mutex_lock(&sh->mu);
+		sh->done_dev[w->d]++;
+		{
+			size_t len = 0;
+			e->queues[0] = '\0';
+			for (int d = 0; d < e->ndev && len < sizeof e->queues - 40; d++)
+				len += (size_t)snprintf(e->queues + len, sizeof e->queues - len, "%s%s %d/%zu",
+				                        d ? ", " : "",
+				                        strcmp(e->dev[d], QUALITY_WORKER) ? e->dev[d]
+				                                                          : "quality",
+				                        sh->done_dev[d], sh->n);
+		}
 		if (rc < 0 && !s->failed) {
 			s->failed = true;
 			snprintf(s->error, sizeof s->error, "%s", me.msg);
@@ -915,6 +928,7 @@ int ev_run_drive(db_conn *db, int64_t run_id, const ev_ops *ops, bool *finished,
 	e.prog.generations = e.cfg.generations;
 	e.prog.hypervolume = NAN;
 	e.prog.last = e.last;
+	e.prog.queues = e.queues;
 	for (;;) {
 		if ((rc = db_run_get(db, run_id, &r, err)) < 0)
 			goto out;

@@ -140,6 +140,8 @@ typedef struct ev_progress {
 	int frontier;              /* feasible first front of the last generation */
 	double hypervolume;        /* of the last finished generation, NaN before */
 	const char *last;          /* "evaluated 3fa1...: decode_ms@local 7.8 ..." */
+	const char *queues;        /* per device (and quality) work done this
+	                            * generation, "local 5/12, quality 3/12"; ""   */
 } ev_progress;
 
 typedef struct ev_ops {
