@@ -608,3 +608,20 @@ int db_quality_put(db_conn *db, const char *hash, int64_t run_id, int64_t candid
 	bind_s(st, 9, error);
 	return db_step_done(db, &st, "quality store", err);
 }
+
+int db_candidates_retry_failed(db_conn *db, int64_t run_id, int64_t generation, int64_t *n,
+                               tl_err *err)
+{
+	sqlite3_stmt *st;
+	if (db_prepare(db, &st,
+	               "UPDATE candidates SET status = 'pending', error = NULL WHERE run_id = ?1 AND "
+	               "generation = ?2 AND status = 'failed'",
+	               "candidate retry", err) < 0)
+		return TL_EDB;
+	sqlite3_bind_int64(st, 1, run_id);
+	sqlite3_bind_int64(st, 2, generation);
+	int rc = db_step_done(db, &st, "candidate retry", err);
+	if (rc == 0 && n)
+		*n = sqlite3_changes(db->h);
+	return rc;
+}

@@ -749,6 +749,21 @@ static int finish_generation(engine *e, int64_t gen, bool *run_done, tl_err *err
 	double *front = NULL;
 	if ((rc = pool_load(e, gen, &p, err)) < 0)
 		goto out;
+	if (p.n == 0) {
+		/* nothing to select from: every evaluation failed (a dead device, a
+		 * bad toolchain, a missing corpus); carrying on would only repeat it */
+		const char *why = "no candidate";
+		for (size_t i = 0; i < p.nk; i++)
+			if (p.k[i].error[0]) {
+				why = p.k[i].error;
+				break;
+			}
+		rc = tl_err_set(err, TL_EFAIL, "run %lld: generation %lld: every evaluation failed "
+		                "(first: %.300s); fix the cause, then 'tailor run resume %lld' retries "
+		                "them", (long long)e->run_id, (long long)gen + 1, why,
+		                (long long)e->run_id);
+		goto out;
+	}
 	if ((rc = normalization(e, ideal, scale, ref, err)) < 0)
 		goto out;
 	/* hypervolume of the feasible first front */
@@ -920,6 +935,14 @@ int ev_run_drive(db_conn *db, int64_t run_id, const ev_ops *ops, bool *finished,
 		ev_config_free(&e.cfg);
 		return tl_err_set(err, TL_ENOMEM, "run: out of memory");
 	}
+	/* a resumed run retries the failed evaluations of its current generation */
+	if ((rc = db_run_get(db, run_id, &r, err)) < 0)
+		goto out;
+	int64_t retried = 0;
+	rc = db_candidates_retry_failed(db, run_id, r.generation, &retried, err);
+	db_run_clear(&r);
+	if (rc < 0)
+		goto out;
 	char host[128] = "";
 	gethostname(host, sizeof host - 1);
 	if ((rc = db_run_set_status(db, run_id, "running", NULL, (int64_t)getpid(), host, err)) < 0)
