@@ -85,6 +85,10 @@ typedef struct cli_dev_bench_args {
 	uint64_t seed;
 	const char *quant, *kv;
 	bool json;
+	/* The measurement protocol (profiler/protocol.h; NULL: not given):
+	 * --protocol FILE, then the flags' text, checked where they are used. */
+	const char *protocol_file, *warmup, *repeats, *cv, *min_time;
+	const char *protocol_json; /* the search's bench.protocol (after the file) */
 } cli_dev_bench_args;
 int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *names, int n,
                       const cli_dev_bench_args *a);

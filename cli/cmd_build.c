@@ -74,6 +74,8 @@ static void bench_help(FILE *f)
 	        "usage: tailor bench GENOME [--prompt P] [--gen N] [--depth D] [--threads T]\n"
 	        "                    [--quant Q] [--kv K] [--seed S] [--repeat R] [--timeout SEC]\n"
 	        "                    [--cc CC] [--cflags FLAGS] [--json] [--device NAME]...\n"
+	        "                    [--protocol FILE] [--warmup N] [--repeats N] [--cv X]\n"
+	        "                    [--min-time SEC]\n"
 	        "       tailor bench --bandwidth [--threads T] [--cc CC] [--cflags FLAGS] [--json]\n"
 	        "\n"
 	        "Build GENOME's harness through the build cache (see 'tailor build --help'),\n"
@@ -91,7 +93,8 @@ static void bench_help(FILE *f)
 	        "  --quant Q         weights: q4_0 (default), q8_0 or f32\n"
 	        "  --kv K            KV cache: f16 (default) or f32\n"
 	        "  --seed S          seed of the weights and the prompt (default 1)\n"
-	        "  --repeat R        in-process repeats, figures are medians (default 1)\n"
+	        "  --repeat R        in-process repeats, figures are medians (default 1);\n"
+	        "                    with --device: the protocol's repeats (as --repeats)\n"
 	        "  --timeout SEC     stop the harness after SEC seconds (default 3600)\n"
 	        "  --cc CC           compiler of the build (default cc)\n"
 	        "  --cflags FLAGS    its flags (default '-O3 -march=native')\n"
@@ -103,6 +106,15 @@ static void bench_help(FILE *f)
 	        "                    and threads, and store the measurement (status, reason on\n"
 	        "                    failure, device fingerprint) in the database (--db before\n"
 	        "                    the command); exit 1 when any device failed\n"
+	        "  --protocol FILE   with --device: the measurement protocol (JSON; see\n"
+	        "                    docs/devices.md): warm-up, repeats, CV threshold and\n"
+	        "                    re-measurement, minimum time, delay, thermal gate,\n"
+	        "                    threads, pinning, shapes\n"
+	        "  --warmup N        with --device: warm-up runs, discarded (default 1)\n"
+	        "  --repeats N       with --device: measured runs per round (default 5)\n"
+	        "  --cv X            with --device: re-measure while the decode CV is above X\n"
+	        "                    (default 0.05; 0: never), at most 2 extra rounds\n"
+	        "  --min-time SEC    with --device: a round lasts at least SEC s (default 0)\n"
 	        "  -h, --help        this help\n");
 }
 
@@ -506,6 +518,9 @@ int cmd_bench(int argc, char **argv, cli_ctx *ctx)
 		{"cc", required_argument, NULL, 'c'},     {"cflags", required_argument, NULL, 'f'},
 		{"json", no_argument, NULL, 'j'},         {"bandwidth", no_argument, NULL, 'B'},
 		{"device", required_argument, NULL, 'V'},
+		{"protocol", required_argument, NULL, 'P'}, {"warmup", required_argument, NULL, 'W'},
+		{"repeats", required_argument, NULL, 'R'}, {"cv", required_argument, NULL, 'C'},
+		{"min-time", required_argument, NULL, 'M'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *devices[CLI_BENCH_MAX_DEVICES];
@@ -514,6 +529,9 @@ int cmd_bench(int argc, char **argv, cli_ctx *ctx)
 	bench_opts b = {.prompt = 512, .gen = 128, .depth = 0, .threads = 2, .repeat = 1,
 	                .timeout = 3600, .seed = 1, .quant = "q4_0", .kv = "f16"};
 	bool run_flags = false; /* a flag that only a model run takes */
+	/* the protocol's flags (--device only), as given */
+	const char *protocol_file = NULL, *warmup = NULL, *repeats = NULL, *cv = NULL,
+	           *min_time = NULL, *repeat_text = NULL, *protocol_flag = NULL;
 	op_emit_opts o;
 	tl_err err = TL_ERR_INIT;
 	int c;
@@ -554,7 +572,13 @@ int cmd_bench(int argc, char **argv, cli_ctx *ctx)
 			run_flags = true;
 			if (cli_int_arg(&b.repeat, optarg, 1, 1000, "bench", "--repeat") < 0)
 				return CLI_USAGE;
+			repeat_text = optarg;
 			break;
+		case 'P': protocol_file = optarg; protocol_flag = "--protocol"; break;
+		case 'W': warmup = optarg; protocol_flag = "--warmup"; break;
+		case 'R': repeats = optarg; protocol_flag = "--repeats"; break;
+		case 'C': cv = optarg; protocol_flag = "--cv"; break;
+		case 'M': min_time = optarg; protocol_flag = "--min-time"; break;
 		case 'T':
 			if (cli_int_arg(&b.timeout, optarg, 1, 7 * 24 * 3600, "bench", "--timeout") < 0)
 				return CLI_USAGE;
@@ -602,9 +626,16 @@ int cmd_bench(int argc, char **argv, cli_ctx *ctx)
 		cli_dev_bench_args a = {.prompt = b.prompt, .gen = b.gen, .depth = b.depth,
 		                        .threads = threads_given ? b.threads : 0,
 		                        .repeat = b.repeat, .timeout_s = (double)b.timeout,
-		                        .seed = b.seed, .quant = b.quant, .kv = b.kv, .json = b.json};
+		                        .seed = b.seed, .quant = b.quant, .kv = b.kv, .json = b.json,
+		                        .protocol_file = protocol_file, .warmup = warmup,
+		                        /* --repeat R with --device: the protocol's repeats */
+		                        .repeats = repeats ? repeats : repeat_text, .cv = cv,
+		                        .min_time = min_time};
 		return cli_bench_devices(ctx, argv[optind], devices, n_devices, &a);
 	}
+	if (protocol_flag)
+		return cli_usage("bench", "%s goes with --device (the measurement protocol; a local "
+		                 "measurement: --device local)", protocol_flag);
 	if (b.bandwidth) {
 		if (optind < argc)
 			return cli_usage("bench", "--bandwidth takes no GENOME ('%s')", argv[optind]);

@@ -18,6 +18,7 @@
 #include "dev.h"
 #include "genome.h"
 #include "op_emit.h"
+#include "protocol.h"
 #include "tailor_config.h"
 
 #include <cjson/cJSON.h>
@@ -744,13 +745,24 @@ static int do_trust(db_conn *db, const char *name, const char *expect, bool repl
 
 /* ---- tailor bench --device ---------------------------------------------------------- */
 
+/* How a device measurement runs (docs/devices.md, "Measurement protocol"): the
+ * harness is built and pushed once, then profiler/protocol.c's loop runs it
+ * once per repeat (--repeat 1, a process per repeat) so that the thermal gate,
+ * the delay and the temperatures before and after apply to every repeat; a
+ * process start costs a few ms outside the timed region (the harness times
+ * only fill, prefill and decode). Each shape of the protocol is one
+ * measurement row; every run of every round is a measurement_repeats row. */
+
 typedef struct bench_job {
 	const db_device *dev; /* in the caller's array                       */
 	bool done, ok;
-	int64_t measurement_id;
+	int n_ok;             /* shapes measured                             */
+	int64_t measurement_id[PROF_MAX_SHAPES]; /* 0: not stored           */
 	char failure[16];
 	char error[TL_ERR_MSG_MAX];
-	cJSON *result; /* the harness's JSON when ok                  */
+	cJSON *result[PROF_MAX_SHAPES]; /* per shape when measured: the last
+	                                 * harness JSON with the protocol's medians
+	                                 * and a "protocol_result" object     */
 } bench_job;
 
 typedef struct bench_ctx {
@@ -759,8 +771,9 @@ typedef struct bench_ctx {
 	const cli_dev_bench_args *a;
 	const char *arch_text;
 	char arch_hash[65];
-	char *protocol; /* JSON object                                 */
-	char protocol_hash[65];
+	prof_protocol proto;
+	char *protocol[PROF_MAX_SHAPES]; /* stored per shape: JSON object        */
+	char protocol_hash[PROF_MAX_SHAPES][65];
 	bench_job *jobs;
 	int n;
 } bench_ctx;
@@ -777,83 +790,248 @@ static int64_t jint(const cJSON *j, const char *key)
 	return isfinite(v) && v >= 0 ? (int64_t)v : -1;
 }
 
-/* Store the outcome of one job (ctx->mu held). */
-static void bench_record(bench_ctx *c, bench_job *job, const db_device *d, const char *build_hash,
-                         const char *fingerprint, double t_before, double t_after, const char *raw,
-                         bool reachable)
+/* The protocol of a bench: the defaults, the shape of --prompt/--gen/--depth,
+ * then the --protocol file (its keys win, its shapes replace the flags'),
+ * then --warmup/--repeats/--cv/--min-time and --threads. */
+static int bench_protocol(prof_protocol *p, const cli_dev_bench_args *a, tl_err *err)
+{
+	int rc;
+	prof_protocol_init(p);
+	p->n_shapes = 1;
+	p->shapes[0] = (prof_shape){a->prompt, a->gen, a->depth};
+	if (a->protocol_file && (rc = prof_protocol_load(p, a->protocol_file, err)) < 0)
+		return rc;
+	if (a->protocol_json) {
+		prof_shape keep = p->shapes[0];
+		if ((rc = prof_protocol_parse(p, a->protocol_json, err)) < 0)
+			return rc;
+		/* the search measures its bench.prompt/gen/depth */
+		p->n_shapes = 1;
+		p->shapes[0] = keep;
+	}
+	int64_t v;
+	double x;
+	if (a->repeat > 1 && a->repeats == NULL) { /* the search's bench.repeat */
+		p->repeats = (int)a->repeat;
+		if (p->max_repeats < p->repeats)
+			p->max_repeats = p->repeats;
+	}
+	if (a->warmup) {
+		if ((rc = tl_parse_i64(&v, a->warmup, 0, PROF_MAX_WARMUP, "--warmup", err)) < 0)
+			return rc;
+		p->warmup = (int)v;
+	}
+	if (a->repeats) {
+		if ((rc = tl_parse_i64(&v, a->repeats, 1, PROF_MAX_REPEATS, "--repeats", err)) < 0)
+			return rc;
+		p->repeats = (int)v;
+		if (p->max_repeats < p->repeats)
+			p->max_repeats = p->repeats;
+	}
+	if (a->cv) {
+		if ((rc = tl_parse_double(&x, a->cv, "--cv", err)) < 0)
+			return rc;
+		if (!(x >= 0 && x <= 10))
+			return tl_err_set(err, TL_EUSAGE, "--cv: '%s': must be in 0..10 (0: never "
+			                  "re-measure)", a->cv);
+		p->cv_threshold = x;
+	}
+	if (a->min_time) {
+		if ((rc = tl_parse_double(&x, a->min_time, "--min-time", err)) < 0)
+			return rc;
+		if (!(x >= 0 && x <= 86400))
+			return tl_err_set(err, TL_EUSAGE, "--min-time: '%s': must be in 0..86400 seconds",
+			                  a->min_time);
+		p->min_time_s = x;
+	}
+	if (a->threads)
+		p->threads = (int)a->threads;
+	return prof_protocol_check(p, err);
+}
+
+/* What a measurement row stores as its protocol: the canonical protocol with
+ * that one shape, plus the harness, quant, kv and seed; and its hash. */
+static int bench_protocols(bench_ctx *c, tl_err *err)
+{
+	for (size_t i = 0; i < c->proto.n_shapes; i++) {
+		prof_protocol one = c->proto;
+		one.n_shapes = 1;
+		one.shapes[0] = c->proto.shapes[i];
+		char *s = prof_protocol_json(&one);
+		cJSON *j = s ? cJSON_Parse(s) : NULL;
+		free(s);
+		if (j == NULL)
+			return tl_err_set(err, TL_ENOMEM, "bench: out of memory");
+		cJSON_AddStringToObject(j, "harness", "tailor-bench");
+		cJSON_AddStringToObject(j, "quant", c->a->quant);
+		cJSON_AddStringToObject(j, "kv", c->a->kv);
+		cJSON_AddNumberToObject(j, "seed", (double)c->a->seed);
+		c->protocol[i] = cJSON_PrintUnformatted(j);
+		cJSON_Delete(j);
+		if (c->protocol[i] == NULL)
+			return tl_err_set(err, TL_ENOMEM, "bench: out of memory");
+		tl_sha256_hex(c->protocol[i], strlen(c->protocol[i]), c->protocol_hash[i]);
+	}
+	return 0;
+}
+
+static void stats_json(cJSON *o, const char *key, const prof_stats *s)
+{
+	cJSON *x = cJSON_AddObjectToObject(o, key);
+	if (x == NULL || s->n == 0)
+		return;
+	const char *k[] = {"median", "p95", "min", "max", "mean", "cv"};
+	double v[] = {s->median, s->p95, s->min, s->max, s->mean, s->cv};
+	cJSON_AddNumberToObject(x, "n", (double)s->n);
+	for (int i = 0; i < 6; i++)
+		if (isfinite(v[i]))
+			cJSON_AddNumberToObject(x, k[i], v[i]);
+}
+
+/* The protocol's outcome as a JSON object (stored in the fingerprint under
+ * "protocol_result", and in the printed result). */
+static cJSON *result_json(const prof_result *r)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (o == NULL)
+		return NULL;
+	cJSON_AddNumberToObject(o, "repeats", (double)(r->n - r->first));
+	cJSON_AddNumberToObject(o, "runs_stored", (double)r->n);
+	cJSON_AddNumberToObject(o, "first_repeat_index", (double)r->first);
+	cJSON_AddNumberToObject(o, "warmups", r->warmups);
+	cJSON_AddNumberToObject(o, "rounds", r->rounds);
+	cJSON_AddNumberToObject(o, "remeasured", r->remeasured);
+	cJSON_AddBoolToObject(o, "cv_ok", r->cv_ok);
+	cJSON *rc = cJSON_AddArrayToObject(o, "round_cv");
+	for (int i = 0; rc && i < r->rounds; i++)
+		cJSON_AddItemToArray(rc, isfinite(r->round_cv[i]) ? cJSON_CreateNumber(r->round_cv[i])
+		                                                   : cJSON_CreateNull());
+	cJSON_AddNumberToObject(o, "gate_wait_s", r->gate_wait_s);
+	cJSON_AddNumberToObject(o, "gate_gave_up", r->gate_gave_up);
+	stats_json(o, "decode_ms_p50", &r->decode_ms_p50);
+	stats_json(o, "decode_ms_p95", &r->decode_ms_p95);
+	stats_json(o, "ttft_ms", &r->ttft_ms);
+	stats_json(o, "prefill_tok_s", &r->prefill_tok_s);
+	stats_json(o, "decode_tok_s", &r->decode_tok_s);
+	stats_json(o, "peak_rss_bytes", &r->peak_rss_bytes);
+	return o;
+}
+
+/* The printed and returned result of a shape: the last harness JSON with its
+ * figures replaced by the protocol's medians. */
+static cJSON *summary_json(const prof_result *r)
+{
+	const prof_sample *last = &r->samples[r->n - 1];
+	cJSON *j = last->raw ? cJSON_Parse(last->raw) : NULL;
+	if (j == NULL)
+		return NULL;
+	cJSON_DeleteItemFromObjectCaseSensitive(j, "runs");
+	struct {
+		const char *key;
+		double v;
+	} f[] = {{"ttft_ms", r->ttft_ms.median},
+	         {"prefill_tok_s", r->prefill_tok_s.median},
+	         {"decode_ms_p50", r->decode_ms_p50.median},
+	         {"decode_ms_p95", r->decode_ms_p95.median},
+	         {"decode_tok_s", r->decode_tok_s.median},
+	         {"peak_rss_bytes", r->peak_rss_bytes.median},
+	         {"repeat", (double)(r->n - r->first)}};
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+		cJSON_DeleteItemFromObjectCaseSensitive(j, f[i].key);
+		cJSON_AddItemToObject(j, f[i].key, isfinite(f[i].v) ? cJSON_CreateNumber(f[i].v)
+		                                                    : cJSON_CreateNull());
+	}
+	cJSON *pr = result_json(r);
+	if (pr)
+		cJSON_AddItemToObject(j, "protocol_result", pr);
+	return j;
+}
+
+/* Store the outcome of one shape (ctx->mu held). res NULL: a failure (or a
+ * job not run), recorded with job->failure / job->error. */
+static void bench_record(bench_ctx *c, bench_job *job, size_t shape, const db_device *d,
+                         const char *build_hash, const char *fingerprint, const prof_result *res)
 {
 	db_measurement m;
 	tl_err err = TL_ERR_INIT;
+	const prof_shape *sh = &c->proto.shapes[shape];
 	db_measurement_init(&m);
 	m.genome_hash = c->arch_hash;
 	m.device_id = d->id;
 	m.build_hash = build_hash && *build_hash ? build_hash : NULL;
 	m.quant = c->a->quant;
-	m.prompt_len = c->a->prompt;
-	m.gen_len = c->a->gen;
-	m.depth = c->a->depth;
-	m.protocol = c->protocol;
-	m.protocol_hash = c->protocol_hash;
+	m.prompt_len = sh->prompt;
+	m.gen_len = sh->gen;
+	m.depth = sh->depth;
+	m.protocol = c->protocol[shape];
+	m.protocol_hash = c->protocol_hash[shape];
 	m.device_fingerprint = fingerprint;
-	db_repeat reps[64];
+	db_repeat *reps = NULL;
 	size_t n_reps = 0;
-	if (job->ok) {
-		const cJSON *j = job->result;
+	if (res) {
+		const prof_sample *last = &res->samples[res->n - 1];
+		cJSON *lj = last->raw ? cJSON_Parse(last->raw) : NULL;
 		m.status = "ok";
-		m.threads = jint(j, "threads");
-		m.repeats = jint(j, "repeat");
-		m.ttft_ms = jnum(j, "ttft_ms");
-		m.prefill_tok_s = jnum(j, "prefill_tok_s");
-		m.decode_ms_p50 = jnum(j, "decode_ms_p50");
-		m.decode_ms_p95 = jnum(j, "decode_ms_p95");
-		m.decode_tok_s = jnum(j, "decode_tok_s");
-		m.peak_rss_bytes = jint(j, "peak_rss_bytes");
-		m.weight_bytes = jint(j, "weight_bytes");
-		m.cache_bytes = jint(j, "cache_bytes");
-		const cJSON *runs = cJSON_GetObjectItemCaseSensitive(j, "runs"), *r;
-		double sum = 0, sum2 = 0;
-		cJSON_ArrayForEach(r, runs)
-		{
-			if (n_reps == sizeof reps / sizeof reps[0])
-				break;
+		m.threads = jint(lj, "threads");
+		cJSON_Delete(lj);
+		m.repeats = (int64_t)(res->n - res->first);
+		m.ttft_ms = res->ttft_ms.median;
+		m.prefill_tok_s = res->prefill_tok_s.median;
+		m.decode_ms_p50 = res->decode_ms_p50.median;
+		m.decode_ms_p95 = res->decode_ms_p95.median;
+		m.decode_tok_s = res->decode_tok_s.median;
+		m.peak_rss_bytes = isfinite(res->peak_rss_bytes.median)
+		                       ? (int64_t)llround(res->peak_rss_bytes.median)
+		                       : -1;
+		m.weight_bytes = isfinite(last->weight_bytes) ? (int64_t)last->weight_bytes : -1;
+		m.cache_bytes = isfinite(last->cache_bytes) ? (int64_t)last->cache_bytes : -1;
+		m.cv = res->decode_ms_p50.cv;
+		m.remeasured = res->remeasured;
+		reps = calloc(res->n, sizeof *reps);
+		for (size_t i = 0; reps && i < res->n; i++) {
+			const prof_sample *s = &res->samples[i];
 			db_repeat *p = &reps[n_reps++];
 			db_repeat_init(p);
-			p->raw = raw;
-			p->ttft_ms = jnum(r, "ttft_ms");
-			p->prefill_tok_s = jnum(r, "prefill_tok_s");
-			p->decode_ms_p50 = jnum(r, "decode_ms_p50");
-			p->decode_ms_p95 = jnum(r, "decode_ms_p95");
-			p->decode_tok_s = jnum(r, "decode_tok_s");
-			p->peak_rss_bytes = m.peak_rss_bytes;
-			p->temp_before_c = n_reps == 1 ? t_before : NAN;
-			p->temp_after_c = t_after;
-			sum += p->decode_ms_p50;
-			sum2 += p->decode_ms_p50 * p->decode_ms_p50;
+			p->raw = s->raw ? s->raw : "{}";
+			p->ttft_ms = s->ttft_ms;
+			p->prefill_tok_s = s->prefill_tok_s;
+			p->decode_ms_p50 = s->decode_ms_p50;
+			p->decode_ms_p95 = s->decode_ms_p95;
+			p->decode_tok_s = s->decode_tok_s;
+			p->peak_rss_bytes = isfinite(s->peak_rss_bytes) ? (int64_t)s->peak_rss_bytes : -1;
+			p->temp_before_c = s->temp_before_c;
+			p->temp_after_c = s->temp_after_c;
 		}
-		if (n_reps > 1 && sum > 0) {
-			double mean = sum / (double)n_reps;
-			double var = sum2 / (double)n_reps - mean * mean;
-			m.cv = sqrt(var > 0 ? var : 0) / mean;
-		}
+		if (reps == NULL)
+			tl_err_set(&err, TL_ENOMEM, "out of memory");
 	} else {
 		m.status = "failed";
 		m.error = job->error;
 		m.failure = job->failure;
 	}
-	if (db_measurement_add(c->db, &m, reps, n_reps, &job->measurement_id, &err) < 0) {
+	int64_t id = 0;
+	if ((res && reps == NULL) ||
+	    db_measurement_add(c->db, &m, reps, n_reps, &id, &err) < 0) {
 		/* keep the first reason; say that it could not be stored */
 		char prev[200];
-		tl_strlcpy(prev, job->ok ? "measured" : job->error, sizeof prev);
-		if (job->ok) {
+		tl_strlcpy(prev, res ? "measured" : job->error, sizeof prev);
+		if (res) {
 			job->ok = false;
 			tl_strlcpy(job->failure, "db", sizeof job->failure);
 		}
-		snprintf(job->error, sizeof job->error, "%.200s (not stored: %.280s)", prev,
-		         err.msg);
-		job->measurement_id = 0;
+		snprintf(job->error, sizeof job->error, "%.200s (not stored: %.280s)", prev, err.msg);
+		id = 0;
 	}
+	job->measurement_id[shape] = id;
+	free(reps);
+}
+
+/* The device's health after a job (ctx->mu held). */
+static void bench_health_after(bench_ctx *c, const bench_job *job, const db_device *d,
+                               bool reachable)
+{
 	db_device cur;
-	tl_err_clear(&err);
+	tl_err err = TL_ERR_INIT;
 	if (db_device_get_id(c->db, d->id, &cur, &err) == 0) {
 		if (job->ok)
 			db_device_set_health(c->db, d->id, "online", 0, true, NULL);
@@ -871,21 +1049,24 @@ static void job_fail(bench_job *job, const char *failure, const tl_err *err)
 	           sizeof job->error);
 }
 
-/* Add build_hash, run prefix and temperatures to the device's fingerprint. */
+/* Add build_hash, run prefix, the temperatures of the first and last runs and
+ * the protocol's outcome (pr, taken) to the device's fingerprint. */
 static char *fingerprint_json(const char *fp, const db_device *d, const char *build_hash,
-                              double t_before, double t_after)
+                              const char *prefix, double t_before, double t_after, cJSON *pr)
 {
 	cJSON *j = fp ? cJSON_Parse(fp) : NULL;
 	if (j == NULL)
 		j = cJSON_CreateObject();
-	if (j == NULL)
+	if (j == NULL) {
+		cJSON_Delete(pr);
 		return NULL;
+	}
 	cJSON_AddStringToObject(j, "device", d->name);
 	cJSON_AddStringToObject(j, "transport", d->transport);
 	if (build_hash && *build_hash)
 		cJSON_AddStringToObject(j, "build_hash", build_hash);
-	if (d->run_prefix[0])
-		cJSON_AddStringToObject(j, "run_prefix", d->run_prefix);
+	if (prefix && *prefix)
+		cJSON_AddStringToObject(j, "run_prefix", prefix);
 	cJSON_AddStringToObject(j, "toolchain",
 	                        d->compile_on_device ? "on device"
 	                        : d->toolchain_cc[0] ? d->toolchain_cc
@@ -894,9 +1075,106 @@ static char *fingerprint_json(const char *fp, const db_device *d, const char *bu
 		cJSON_AddNumberToObject(j, "temp_before_c", t_before);
 	if (isfinite(t_after))
 		cJSON_AddNumberToObject(j, "temp_after_c", t_after);
+	if (pr)
+		cJSON_AddItemToObject(j, "protocol_result", pr);
 	char *s = cJSON_PrintUnformatted(j);
 	cJSON_Delete(j);
 	return s;
+}
+
+/* prof_ops over a device session: one harness run, one thermometer read. */
+typedef struct bench_meas {
+	dev_session *s;
+	const db_device *d;
+	const char *wd;
+	const char *cmd;  /* the harness command line, quoted               */
+	double timeout_s;
+	char failure[16]; /* the kind of the failure a run returned         */
+	bool no_temp;     /* a read failed: do not try again                */
+} bench_meas;
+
+#define BENCH_TEMP_CMD "cat /sys/class/thermal/thermal_zone*/temp 2>/dev/null; true"
+
+/* The hottest zone, as dev_fingerprint's probe reads it (millidegrees,
+ * readings outside -50..200 °C ignored); NaN when none is readable. */
+static double meas_temp(void *vctx)
+{
+	bench_meas *m = vctx;
+	if (m->no_temp || !dev_session_alive(m->s))
+		return NAN;
+	dev_exec_result r;
+	tl_err err = TL_ERR_INIT;
+	double best = NAN;
+	if (dev_exec(m->s, NULL, BENCH_TEMP_CMD, 15, &r, &err) < 0 || r.status != 0) {
+		m->no_temp = true;
+		dev_exec_result_free(&r);
+		return NAN;
+	}
+	for (char *p = r.out; p && *p;) {
+		char *end;
+		long long v = strtoll(p, &end, 10);
+		if (end != p && v >= -50000 && v <= 200000 && (isnan(best) || v / 1000.0 > best))
+			best = (double)v / 1000.0;
+		p = strchr(end, '\n');
+		if (p)
+			p++;
+	}
+	if (isnan(best))
+		m->no_temp = true; /* no zone: do not ask before every run */
+	dev_exec_result_free(&r);
+	return best;
+}
+
+static int meas_run(void *vctx, prof_sample *out, tl_err *err)
+{
+	bench_meas *m = vctx;
+	dev_exec_result r;
+	int rc = dev_exec(m->s, m->wd, m->cmd, m->timeout_s, &r, err);
+	if (rc == TL_ETIMEOUT) {
+		tl_strlcpy(m->failure, "timeout", sizeof m->failure);
+	} else if (rc < 0) {
+		tl_strlcpy(m->failure, "lost", sizeof m->failure);
+	} else if (r.status != 0) {
+		char line[240] = "no message";
+		size_t n = r.err_len;
+		while (n > 0 && (r.err[n - 1] == '\n' || r.err[n - 1] == ' '))
+			n--;
+		size_t st = n;
+		while (st > 0 && r.err[st - 1] != '\n')
+			st--;
+		if (n > st)
+			snprintf(line, sizeof line, "%.*s", (int)(n - st), r.err + st);
+		rc = tl_err_set(err, TL_EFAIL, "the harness exited with status %d: %s", r.status, line);
+		tl_strlcpy(m->failure, "harness", sizeof m->failure);
+	} else {
+		cJSON *j = cJSON_ParseWithLength(r.out, r.out_len);
+		const cJSON *f = j ? cJSON_GetObjectItemCaseSensitive(j, "format") : NULL;
+		if (!cJSON_IsObject(j) || !cJSON_IsString(f) || strcmp(f->valuestring, "tailor-bench") ||
+		    !isfinite(jnum(j, "ttft_ms"))) {
+			char head[64];
+			size_t k = 0;
+			for (const char *p = r.out; *p && k < 48; p++)
+				head[k++] = (*p >= 0x20 && *p < 0x7f) ? *p : ' ';
+			head[k] = '\0';
+			rc = tl_err_set(err, TL_EPARSE, "the harness's output is not its JSON result: '%s%s'",
+			                head, r.out_len > 48 ? "..." : "");
+			tl_strlcpy(m->failure, "output", sizeof m->failure);
+		} else {
+			out->ttft_ms = jnum(j, "ttft_ms");
+			out->prefill_tok_s = jnum(j, "prefill_tok_s");
+			out->decode_ms_p50 = jnum(j, "decode_ms_p50");
+			out->decode_ms_p95 = jnum(j, "decode_ms_p95");
+			out->decode_tok_s = jnum(j, "decode_tok_s");
+			out->peak_rss_bytes = jnum(j, "peak_rss_bytes");
+			out->weight_bytes = jnum(j, "weight_bytes");
+			out->cache_bytes = jnum(j, "cache_bytes");
+			out->raw = r.out; /* taken */
+			r.out = NULL;
+		}
+		cJSON_Delete(j);
+	}
+	dev_exec_result_free(&r);
+	return rc;
 }
 
 static int bench_run(void *vctx, dev_session **session, const db_device *d, void *vjob)
@@ -904,14 +1182,15 @@ static int bench_run(void *vctx, dev_session **session, const db_device *d, void
 	bench_ctx *c = vctx;
 	bench_job *job = vjob;
 	const cli_dev_bench_args *a = c->a;
+	const prof_protocol *p = &c->proto;
 	tl_err err = TL_ERR_INIT;
 	char wd[DEV_PATH_MAX] = "", build_hash[65] = "";
-	char *fp = NULL, *fp_after = NULL, *cmd = NULL, *fpj = NULL;
-	double t_before = NAN, t_after = NAN;
-	dev_exec_result r;
+	char *fp = NULL, *cmd = NULL;
+	double t_before = NAN;
 	int ret = DEV_JOB_OK, stage = 0;
-	bool reachable = false;
-	memset(&r, 0, sizeof r);
+	size_t shape = 0;
+	bool reachable = false, recorded = false;
+	const char *prefix = p->pin[0] ? p->pin : d->run_prefix;
 	job->ok = true;
 
 	if (*session == NULL && dev_session_open(session, d, &err) < 0) {
@@ -936,80 +1215,62 @@ static int bench_run(void *vctx, dev_session **session, const db_device *d, void
 		ret = build ? DEV_JOB_FAILED : DEV_JOB_DEVICE;
 		goto cleanup;
 	}
-	char num[7][24];
-	long long threads = a->threads ? a->threads : d->threads;
-	snprintf(num[0], 24, "%lld", a->prompt);
-	snprintf(num[1], 24, "%lld", a->gen);
-	snprintf(num[2], 24, "%lld", a->depth);
-	snprintf(num[3], 24, "%llu", (unsigned long long)a->seed);
-	snprintf(num[4], 24, "%lld", a->repeat);
-	snprintf(num[5], 24, "%lld", threads);
-	const char *args[] = {"./" OP_EMIT_BINARY,
-	                      "--prompt",
-	                      num[0],
-	                      "--gen",
-	                      num[1],
-	                      "--depth",
-	                      num[2],
-	                      "--quant",
-	                      a->quant,
-	                      "--kv",
-	                      a->kv,
-	                      "--seed",
-	                      num[3],
-	                      "--repeat",
-	                      num[4],
-	                      threads > 0 ? "--threads" : NULL,
-	                      num[5]};
-	int rc = dev_prefix_append(&cmd, d->run_prefix, &err);
-	for (size_t i = 0; rc == 0 && i < sizeof args / sizeof args[0] && args[i]; i++)
-		rc = dev_shell_append(&cmd, args[i], &err);
-	if (rc == 0)
-		rc = dev_exec(*session, wd, cmd, a->timeout_s, &r, &err);
-	if (rc == TL_ETIMEOUT) {
-		job_fail(job, "timeout", &err);
-		ret = DEV_JOB_DEVICE;
-	} else if (rc < 0) {
-		job_fail(job, "lost", &err);
-		ret = DEV_JOB_DEVICE;
-	} else if (r.status != 0) {
-		char line[240] = "no message";
-		size_t n = r.err_len;
-		while (n > 0 && (r.err[n - 1] == '\n' || r.err[n - 1] == ' '))
-			n--;
-		size_t st = n;
-		while (st > 0 && r.err[st - 1] != '\n')
-			st--;
-		if (n > st)
-			snprintf(line, sizeof line, "%.*s", (int)(n - st), r.err + st);
-		tl_err_set(&err, TL_EFAIL, "bench: %s: the harness exited with status %d: %s",
-		           d->name, r.status, line);
-		job_fail(job, "harness", &err);
-		ret = DEV_JOB_FAILED;
-	} else {
-		cJSON *j = cJSON_ParseWithLength(r.out, r.out_len);
-		const cJSON *f = j ? cJSON_GetObjectItemCaseSensitive(j, "format") : NULL;
-		if (!cJSON_IsObject(j) || !cJSON_IsString(f) ||
-		    strcmp(f->valuestring, "tailor-bench") || !isfinite(jnum(j, "ttft_ms"))) {
-			char head[64];
-			size_t k = 0;
-			for (const char *p = r.out; *p && k < 48; p++)
-				head[k++] = (*p >= 0x20 && *p < 0x7f) ? *p : ' ';
-			head[k] = '\0';
-			tl_err_set(&err, TL_EPARSE,
-			           "bench: %s: the harness's output is not its JSON result: '%s%s'",
-			           d->name, head, r.out_len > 48 ? "..." : "");
-			job_fail(job, "output", &err);
-			cJSON_Delete(j);
+	for (shape = 0; shape < p->n_shapes; shape++) {
+		const prof_shape *sh = &p->shapes[shape];
+		char num[5][24];
+		long long threads = p->threads ? p->threads : d->threads;
+		snprintf(num[0], 24, "%lld", (long long)sh->prompt);
+		snprintf(num[1], 24, "%lld", (long long)sh->gen);
+		snprintf(num[2], 24, "%lld", (long long)sh->depth);
+		snprintf(num[3], 24, "%llu", (unsigned long long)a->seed);
+		snprintf(num[4], 24, "%lld", threads);
+		const char *args[] = {"./" OP_EMIT_BINARY, "--prompt", num[0], "--gen", num[1],
+		                      "--depth", num[2], "--quant", a->quant, "--kv", a->kv, "--seed",
+		                      num[3], "--repeat", "1", threads > 0 ? "--threads" : NULL, num[4]};
+		free(cmd);
+		cmd = NULL;
+		int rc = dev_prefix_append(&cmd, prefix, &err);
+		for (size_t i = 0; rc == 0 && i < sizeof args / sizeof args[0] && args[i]; i++)
+			rc = dev_shell_append(&cmd, args[i], &err);
+		if (rc < 0) {
+			job_fail(job, "harness", &err);
 			ret = DEV_JOB_FAILED;
-		} else {
-			job->result = j;
+			break;
 		}
-	}
-	if (dev_session_alive(*session)) {
-		tl_err e2 = TL_ERR_INIT;
-		if (dev_fingerprint(*session, &fp_after, &t_after, &e2) < 0)
-			t_after = NAN;
+		bench_meas m = {.s = *session, .d = d, .wd = wd, .cmd = cmd, .timeout_s = a->timeout_s};
+		prof_ops ops = {.run = meas_run, .temp = meas_temp, .ctx = &m};
+		prof_result res;
+		rc = prof_measure(&res, p, &ops, &err);
+		if (rc < 0) {
+			tl_err_prefix(&err, "bench: %s", d->name);
+			job_fail(job, m.failure[0] ? m.failure : "harness", &err);
+			ret = strcmp(job->failure, "harness") && strcmp(job->failure, "output")
+			          ? DEV_JOB_DEVICE
+			          : DEV_JOB_FAILED;
+			prof_result_free(&res);
+			break;
+		}
+		char *fpj = fingerprint_json(fp, d, build_hash, prefix, res.samples[0].temp_before_c,
+		                             res.samples[res.n - 1].temp_after_c, result_json(&res));
+		cJSON *sum = summary_json(&res);
+		pthread_mutex_lock(&c->mu);
+		bench_record(c, job, shape, d, build_hash, fpj, &res);
+		pthread_mutex_unlock(&c->mu);
+		free(fpj);
+		prof_result_free(&res);
+		if (!job->ok || sum == NULL) {
+			cJSON_Delete(sum);
+			if (job->ok) {
+				tl_err e = TL_ERR_INIT;
+				tl_err_set(&e, TL_ENOMEM, "bench: %s: out of memory", d->name);
+				job_fail(job, "output", &e);
+			}
+			ret = DEV_JOB_FAILED;
+			recorded = true; /* its row is stored (or the db refused it) */
+			break;
+		}
+		job->result[shape] = sum;
+		job->n_ok++;
 	}
 cleanup:
 	if (wd[0] && *session && dev_session_alive(*session)) {
@@ -1020,17 +1281,17 @@ cleanup:
 		}
 	}
 record:
-	fpj = fingerprint_json(fp, d, build_hash, t_before, t_after);
 	pthread_mutex_lock(&c->mu);
-	bench_record(c, job, d, build_hash, fpj, t_before, t_after, job->ok ? r.out : NULL,
-	             reachable);
+	if (!job->ok && !recorded && shape < p->n_shapes) {
+		char *fpj = fingerprint_json(fp, d, build_hash, prefix, t_before, NAN, NULL);
+		bench_record(c, job, shape, d, build_hash, fpj, NULL);
+		free(fpj);
+	}
+	bench_health_after(c, job, d, reachable);
 	job->done = true;
 	pthread_mutex_unlock(&c->mu);
-	free(fpj);
 	free(fp);
-	free(fp_after);
 	free(cmd);
-	dev_exec_result_free(&r);
 	return job->ok ? DEV_JOB_OK : ret == DEV_JOB_OK ? DEV_JOB_FAILED : ret;
 }
 
@@ -1042,11 +1303,11 @@ static void bench_abandon(void *vctx, const db_device *d, void *vjob, const char
 	tl_err_set(&err, TL_EFAIL, "bench: %s: not run: %s", job->dev->name, why);
 	job_fail(job, strstr(why, "in use") ? "busy" : "offline", &err);
 	pthread_mutex_lock(&c->mu);
-	bench_record(c, job, d ? d : job->dev, NULL, NULL, NAN, NAN, NULL, false);
+	bench_record(c, job, 0, d ? d : job->dev, NULL, NULL, NULL);
+	bench_health_after(c, job, d ? d : job->dev, false);
 	job->done = true;
 	pthread_mutex_unlock(&c->mu);
 }
-
 static void bench_health(void *vctx, const db_device *d, const char *status, int streak)
 {
 	bench_ctx *c = vctx;
@@ -1061,17 +1322,29 @@ static void bench_health(void *vctx, const db_device *d, const char *status, int
 	pthread_mutex_unlock(&c->mu);
 }
 
-static void print_job(const bench_job *job, bool json)
+static void print_job(const bench_ctx *c, const bench_job *job, bool json)
 {
+	const prof_protocol *p = &c->proto;
 	if (json) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "device", job->dev->name);
 		cJSON_AddStringToObject(o, "status", job->ok ? "ok" : "failed");
-		if (job->measurement_id)
-			cJSON_AddNumberToObject(o, "measurement_id", (double)job->measurement_id);
-		if (job->ok)
-			cJSON_AddItemToObject(o, "result", cJSON_Duplicate(job->result, 1));
-		else {
+		if (job->measurement_id[0])
+			cJSON_AddNumberToObject(o, "measurement_id", (double)job->measurement_id[0]);
+		if (job->result[0])
+			cJSON_AddItemToObject(o, "result", cJSON_Duplicate(job->result[0], 1));
+		if (p->n_shapes > 1) {
+			cJSON *ids = cJSON_AddArrayToObject(o, "measurement_ids");
+			cJSON *rs = cJSON_AddArrayToObject(o, "results");
+			for (size_t i = 0; i < p->n_shapes; i++) {
+				cJSON_AddItemToArray(ids, job->measurement_id[i]
+				                              ? cJSON_CreateNumber((double)job->measurement_id[i])
+				                              : cJSON_CreateNull());
+				cJSON_AddItemToArray(rs, job->result[i] ? cJSON_Duplicate(job->result[i], 1)
+				                                        : cJSON_CreateNull());
+			}
+		}
+		if (!job->ok) {
 			cJSON_AddStringToObject(o, "failure", job->failure);
 			cJSON_AddStringToObject(o, "error", job->error);
 		}
@@ -1082,19 +1355,45 @@ static void print_job(const bench_job *job, bool json)
 		cJSON_Delete(o);
 		return;
 	}
-	if (job->ok) {
-		const cJSON *j = job->result;
+	for (size_t i = 0; i < p->n_shapes; i++) {
+		const cJSON *j = job->result[i];
+		if (j == NULL)
+			break;
+		char shape[80] = "";
+		if (p->n_shapes > 1)
+			snprintf(shape, sizeof shape, "P%lld N%lld D%lld: ", (long long)p->shapes[i].prompt,
+			         (long long)p->shapes[i].gen, (long long)p->shapes[i].depth);
 		double rss = jnum(j, "peak_rss_bytes");
-		printf("%-16s TTFT %.2f ms, decode %.3f ms/token p50 (p95 %.3f), %.1f tok/s",
-		       job->dev->name, jnum(j, "ttft_ms"), jnum(j, "decode_ms_p50"),
+		printf("%-16s %sTTFT %.2f ms, decode %.3f ms/token p50 (p95 %.3f), %.1f tok/s",
+		       job->dev->name, shape, jnum(j, "ttft_ms"), jnum(j, "decode_ms_p50"),
 		       jnum(j, "decode_ms_p95"), jnum(j, "decode_tok_s"));
 		if (isfinite(rss))
 			printf(", peak RSS %.1f MiB", rss / 1048576.0);
-		printf(" [measurement %lld]\n", (long long)job->measurement_id);
-	} else {
-		printf("%-16s FAILED (%s): %s [measurement %lld]\n", job->dev->name, job->failure,
-		       job->error, (long long)job->measurement_id);
+		printf(" [measurement %lld]\n", (long long)job->measurement_id[i]);
+		/* the protocol's outcome, on a second line */
+		const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "protocol_result");
+		const cJSON *dp = cJSON_GetObjectItemCaseSensitive(pr, "decode_ms_p50");
+		double cv = jnum(dp, "cv"), rm = jnum(pr, "remeasured");
+		printf("%-16s   %.0f repeats after %.0f warm-up%s, decode p50 CV ", "",
+		       jnum(pr, "repeats"), jnum(pr, "warmups"), jnum(pr, "warmups") == 1 ? "" : "s");
+		if (isfinite(cv))
+			printf("%.1f%%", 100 * cv);
+		else
+			printf("-");
+		if (p->cv_threshold > 0)
+			printf(" (threshold %.1f%%%s)", 100 * p->cv_threshold,
+			       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pr, "cv_ok"))
+			           ? ""
+			           : ", NOT met");
+		printf(", re-measured %.0f time%s", rm, rm == 1 ? "" : "s");
+		double tw = jnum(pr, "gate_wait_s");
+		if (tw > 0)
+			printf(", waited %.0f s to cool", tw);
+		printf("\n");
 	}
+	if (!job->ok)
+		printf("%-16s FAILED (%s): %s [measurement %lld]\n", job->dev->name, job->failure,
+		       job->error, (long long)job->measurement_id[job->n_ok < (int)p->n_shapes ? job->n_ok : 0]);
 }
 
 int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *names, int n,
@@ -1156,27 +1455,14 @@ int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *n
 		goto fail;
 
 	/* The protocol: what makes two measurements comparable. */
-	cJSON *pj = cJSON_CreateObject();
-	cJSON_AddStringToObject(pj, "harness", "tailor-bench");
-	cJSON_AddNumberToObject(pj, "prompt", (double)a->prompt);
-	cJSON_AddNumberToObject(pj, "gen", (double)a->gen);
-	cJSON_AddNumberToObject(pj, "depth", (double)a->depth);
-	cJSON_AddNumberToObject(pj, "repeat", (double)a->repeat);
-	cJSON_AddNumberToObject(pj, "warmup", 0);
-	cJSON_AddStringToObject(pj, "quant", a->quant);
-	cJSON_AddStringToObject(pj, "kv", a->kv);
-	cJSON_AddNumberToObject(pj, "seed", (double)a->seed);
-	if (a->threads)
-		cJSON_AddNumberToObject(pj, "threads", (double)a->threads);
-	else
-		cJSON_AddStringToObject(pj, "threads", "device");
-	c.protocol = cJSON_PrintUnformatted(pj);
-	cJSON_Delete(pj);
-	if (c.protocol == NULL) {
-		tl_err_set(&err, TL_ENOMEM, "bench: out of memory");
+	c.a = a;
+	if (bench_protocol(&c.proto, a, &err) < 0 || bench_protocols(&c, &err) < 0) {
+		if (err.code == TL_EUSAGE) {
+			rc = cli_usage("bench", "%s", err.msg);
+			goto out;
+		}
 		goto fail;
 	}
-	tl_sha256_hex(c.protocol, strlen(c.protocol), c.protocol_hash);
 
 	pthread_mutex_init(&c.mu, NULL);
 	c.db = db;
@@ -1209,7 +1495,7 @@ int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *n
 			tl_err_set(&e, TL_EFAIL, "bench: %s: not run", devs[i].name);
 			job_fail(&jobs[i], "offline", &e);
 		}
-		print_job(&jobs[i], a->json);
+		print_job(&c, &jobs[i], a->json);
 		failed += !jobs[i].ok;
 	}
 	fflush(stdout);
@@ -1233,8 +1519,10 @@ fail:
 out:
 	dev_pool_free(pool);
 	for (int i = 0; jobs && i < n; i++)
-		cJSON_Delete(jobs[i].result);
-	free(c.protocol);
+		for (int k = 0; k < PROF_MAX_SHAPES; k++)
+			cJSON_Delete(jobs[i].result[k]);
+	for (int k = 0; k < PROF_MAX_SHAPES; k++)
+		free(c.protocol[k]);
 	db_close(db);
 	free(jobs);
 	free(devs);
@@ -1501,27 +1789,11 @@ int cli_measure_device(const char *db_path, const char *name, const char *arch_t
 	tl_sha256_hex(arch_text, strlen(arch_text), c.arch_hash);
 	if ((rc = db_genome_ensure(db, c.arch_hash, genome_text, -1, err)) < 0)
 		goto out;
-	cJSON *pj = cJSON_CreateObject();
-	cJSON_AddStringToObject(pj, "harness", "tailor-bench");
-	cJSON_AddNumberToObject(pj, "prompt", (double)a->prompt);
-	cJSON_AddNumberToObject(pj, "gen", (double)a->gen);
-	cJSON_AddNumberToObject(pj, "depth", (double)a->depth);
-	cJSON_AddNumberToObject(pj, "repeat", (double)a->repeat);
-	cJSON_AddNumberToObject(pj, "warmup", 0);
-	cJSON_AddStringToObject(pj, "quant", a->quant);
-	cJSON_AddStringToObject(pj, "kv", a->kv);
-	cJSON_AddNumberToObject(pj, "seed", (double)a->seed);
-	if (a->threads)
-		cJSON_AddNumberToObject(pj, "threads", (double)a->threads);
-	else
-		cJSON_AddStringToObject(pj, "threads", "device");
-	c.protocol = cJSON_PrintUnformatted(pj);
-	cJSON_Delete(pj);
-	if (c.protocol == NULL) {
-		rc = tl_err_set(err, TL_ENOMEM, "bench: out of memory");
+	c.a = a;
+	if ((rc = bench_protocol(&c.proto, a, err)) < 0 || (rc = bench_protocols(&c, err)) < 0)
 		goto out;
-	}
-	tl_sha256_hex(c.protocol, strlen(c.protocol), c.protocol_hash);
+	/* the engine reads one result: one shape */
+	c.proto.n_shapes = 1;
 	pthread_mutex_init(&c.mu, NULL);
 	c.db = db;
 	c.a = a;
@@ -1543,13 +1815,15 @@ int cli_measure_device(const char *db_path, const char *name, const char *arch_t
 	if (rc == 0 && (!job.done || !job.ok))
 		rc = tl_err_set(err, TL_EFAIL, "%s", job.done ? job.error : "device not reached");
 	if (rc == 0) {
-		*result = job.result;
-		job.result = NULL;
+		*result = job.result[0];
+		job.result[0] = NULL;
 	}
 out:
 	dev_pool_free(pool);
-	cJSON_Delete(job.result);
-	free(c.protocol);
+	for (int k = 0; k < PROF_MAX_SHAPES; k++) {
+		cJSON_Delete(job.result[k]);
+		free(c.protocol[k]);
+	}
 	db_close(db);
 	return rc;
 }

@@ -137,16 +137,19 @@ static int on_measure(void *ctx, const char *device, const genome *g, const char
 {
 	live *L = ctx;
 	cJSON *j = NULL;
-	if (strcmp(device, "local") == 0) {
+	if (strcmp(device, "local") == 0 && b->protocol[0] == '\0') {
 		/* this machine: one arch-less harness serves every candidate */
 		cli_bench_args a = {b->quant, b->prompt, b->gen, b->depth, b->threads, b->repeat,
 		                    b->timeout_s};
 		if (cli_bench_local(&j, arch_text, &a, err) < 0)
 			return err->code;
 	} else {
-		/* a lab device: its toolchain, its lock, the measurement stored */
+		/* a lab device (or local under bench.protocol): its toolchain, its
+		 * lock, the protocol's runs, the measurement stored */
 		cli_dev_bench_args a = {b->prompt, b->gen, b->depth, b->threads, b->repeat,
-		                        b->timeout_s, 1, b->quant, "f16", false};
+		                        b->timeout_s, 1, b->quant, "f16", false,
+		                        NULL, NULL, NULL, NULL, NULL,
+		                        b->protocol[0] ? b->protocol : NULL};
 		char *text = genome_to_text(g);
 		int rc = cli_measure_device(L->db_path, device, arch_text, text ? text : "", &a, &j, err);
 		free(text);

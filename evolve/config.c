@@ -5,6 +5,7 @@
  * resumed from the database alone.
  */
 #include "evolve.h"
+#include "protocol.h"
 
 #include "quality.h"
 
@@ -479,11 +480,11 @@ int ev_config_parse(ev_config *c, const char *json, const char *source, const ch
 		}
 	}
 	/* bench settings of device metrics */
-	c->bench = (ev_bench){64, 16, 0, 2, 1, "q4_0", 600.0};
+	c->bench = (ev_bench){64, 16, 0, 2, 1, "q4_0", 600.0, ""};
 	v = cJSON_GetObjectItemCaseSensitive(root, "bench");
 	if (v) {
 		static const char *const ok[] = {"prompt", "gen", "depth", "threads", "repeat", "quant",
-		                                 "timeout_s", NULL};
+		                                 "timeout_s", "protocol", NULL};
 		if (!cJSON_IsObject(v) || only_keys(v, ok, c, "bench", err) < 0) {
 			if (!tl_err_isset(err))
 				tl_err_set(err, TL_EINVAL, "%s: bench: must be an object", source);
@@ -511,6 +512,26 @@ int ev_config_parse(ev_config *c, const char *json, const char *source, const ch
 				goto out;
 			}
 			c->bench.timeout_s = t->valuedouble;
+		}
+		const cJSON *pr = cJSON_GetObjectItemCaseSensitive(v, "protocol");
+		if (pr) {
+			prof_protocol proto;
+			char *text = cJSON_IsObject(pr) ? cJSON_PrintUnformatted(pr) : NULL;
+			prof_protocol_init(&proto);
+			if (text == NULL || prof_protocol_parse(&proto, text, err) < 0 ||
+			    strlen(text) >= sizeof c->bench.protocol) {
+				if (!tl_err_isset(err))
+					tl_err_set(err, TL_EINVAL, "%s: bench.protocol: %s", source,
+					           text ? "longer than 2047 characters"
+					                : "must be an object (docs/devices.md, Measurement "
+					                  "protocol)");
+				else
+					tl_err_prefix(err, "%s: bench", source);
+				free(text);
+				goto out;
+			}
+			tl_strlcpy(c->bench.protocol, text, sizeof c->bench.protocol);
+			free(text);
 		}
 	}
 	v = cJSON_GetObjectItemCaseSensitive(root, "evaluation");

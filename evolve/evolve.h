@@ -86,6 +86,11 @@ typedef struct ev_bench {
 	int prompt, gen, depth, threads, repeat;
 	char quant[8];
 	double timeout_s;
+	/* bench.protocol: the measurement protocol (profiler/protocol.h) as a
+	 * JSON object, checked by the config parser; "": none (device metrics
+	 * then use the protocol's defaults on lab devices and the in-process
+	 * harness on local). Its shapes are not used: prompt/gen/depth are. */
+	char protocol[2048];
 } ev_bench;
 
 typedef struct ev_config {

@@ -117,7 +117,8 @@ int prof_protocol_hash(const prof_protocol *p, char hex[65], tl_err *err);
  *  median: the middle value of the sorted values; for even n the mean of the
  *          two middle ones;
  *  p95:    nearest rank: the value of rank ceil(0.95 n) (1-based) in the
- *          sorted values (n = 1..20: the maximum for n <= 19... see the doc);
+ *          sorted values (for n < 20 that is the maximum; n = 20: the
+ *          second largest), the definition bench_main.c uses within a run;
  *  mean:   arithmetic mean; sd: sample standard deviation (divisor n - 1);
  *  cv:     sd / mean; NaN when n < 2 or mean == 0.
  * NaN values are skipped (n counts the others); with no value every field is

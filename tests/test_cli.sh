@@ -114,5 +114,14 @@ expect 1 1 "space.json: classes\[1\].kv_heads: 3 does not divide heads 16" -- ge
 expect 1 1 "not in space" -- genome mutate lfm2-350m --space "$SPACE"
 expect 1 1 "invalid" -- genome validate lfm2-350m --space "$SPACE"
 
+# the measurement protocol's flags and file (refused before anything is built)
+expect 2 1 "\-\-warmup goes with \-\-device" -- bench lfm2-350m --warmup 2
+expect 2 1 "\-\-cv: 'x'" -- bench lfm2-350m --device local --cv x
+expect 2 1 "\-\-repeats: '0'" -- bench lfm2-350m --device local --repeats 0
+printf '{"repeats": 3, "thermal": {"max_tmp_c": 70}}' >"$tmp/proto.json"
+expect 1 1 "proto.json: protocol: \$.thermal.max_tmp_c: unknown key" -- bench lfm2-350m --device local --protocol "$tmp/proto.json"
+printf '{"shapes": [{"prompt": 8}, {"depth": -1}]}' >"$tmp/proto.json"
+expect 1 1 "protocol: \$.shapes\[1\].depth: -1: must be in 0" -- bench lfm2-350m --device local --protocol "$tmp/proto.json"
+
 echo "$checks checks, $fails failed" >&2
 [ "$fails" = 0 ]

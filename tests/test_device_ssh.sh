@@ -204,11 +204,13 @@ EOF
 expect 0 "lap .*TTFT" -- bench "$G" --device lap "${B[@]}"
 q "DELETE FROM measurement_repeats; DELETE FROM measurements"
 t0=$(date +%s.%N)
-expect 0 "lap .*TTFT" -- bench "$G" --device lap "${B[@]}"
+expect 0 "lap .*TTFT" -- bench "$G" --device lap "${B[@]}" --warmup 2 --repeats 3 --cv 0
 echo "bench, cached build: $(echo "$(date +%s.%N) - $t0" | bc) s" >&2
-check_sql "SELECT status, failure IS NULL, ttft_ms > 0, repeats FROM measurements WHERE device_id = (SELECT id FROM devices WHERE name = 'lap')" "ok|1|1|1"
+grep -q "3 repeats after 2 warm-ups, decode p50 CV .*re-measured 0 times" "$tmp/out" || fail "protocol line: $(cat "$tmp/out")"
+check_sql "SELECT status, failure IS NULL, ttft_ms > 0, repeats, remeasured, json_extract(protocol, '\$.warmup'), json_extract(protocol, '\$.repeats'), json_extract(protocol, '\$.cv_threshold'), json_extract(protocol, '\$.shapes[0].prompt') FROM measurements WHERE device_id = (SELECT id FROM devices WHERE name = 'lap')" "ok|1|1|3|0|2|3|0|16"
+check_sql "SELECT json_extract(device_fingerprint, '\$.protocol_result.decode_ms_p50.n'), json_extract(device_fingerprint, '\$.protocol_result.warmups') FROM measurements WHERE device_id = (SELECT id FROM devices WHERE name = 'lap')" "3|2"
+check_sql "SELECT count(*) FROM measurement_repeats" "3"
 check_sql "SELECT json_extract(device_fingerprint, '\$.cpu_model') IS NOT NULL AND length(json_extract(device_fingerprint, '\$.build_hash')) = 64 AND json_extract(device_fingerprint, '\$.kernel') IS NOT NULL FROM measurements WHERE device_id = (SELECT id FROM devices WHERE name = 'lap')" "1"
-check_sql "SELECT count(*) FROM measurement_repeats" "1"
 check_sql "SELECT count(*) FROM genomes" "1"
 ok
 [ -d "$ROOT" ] || fail "work root $ROOT was not made"
@@ -365,11 +367,12 @@ EOF
 expect 0 "added excl" -- device add excl "${C[@]}" --work-root "$ROOT" --run-prefix "sh $tmp/logwrap.sh"
 # a second registry entry for the same machine shares the lock
 expect 0 "added excl2" -- device add excl2 "${C[@]}" --work-root "$ROOT" --run-prefix "sh $tmp/logwrap.sh"
-"$TAILOR" bench "$G" --device excl "${B[@]}" >"$tmp/c1" 2>&1 &
+# one harness run per bench (warm-up 0, one repeat): one start/end pair each
+"$TAILOR" bench "$G" --device excl "${B[@]}" --warmup 0 --repeats 1 >"$tmp/c1" 2>&1 &
 p1=$!
-"$TAILOR" bench "$G" --device excl2 "${B[@]}" >"$tmp/c2" 2>&1 &
+"$TAILOR" bench "$G" --device excl2 "${B[@]}" --warmup 0 --repeats 1 >"$tmp/c2" 2>&1 &
 p2=$!
-"$TAILOR" bench "$G" --device excl "${B[@]}" >"$tmp/c3" 2>&1 &
+"$TAILOR" bench "$G" --device excl "${B[@]}" --warmup 0 --repeats 1 >"$tmp/c3" 2>&1 &
 p3=$!
 wait $p1; r1=$?
 wait $p2; r2=$?

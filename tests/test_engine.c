@@ -114,11 +114,36 @@ static int64_t start_run(db_conn *db)
 	return id;
 }
 
+/* bench.protocol: kept as given when valid; refused with the JSON path. */
+static void test_bench_protocol(void)
+{
+	char buf[2048];
+	ev_config cfg;
+	tl_err err = TL_ERR_INIT;
+	snprintf(buf, sizeof buf,
+	         "{\"space\": \"%s/examples/spaces/tiny.json\", \"devices\": [\"a\"], "
+	         "\"objectives\": [{\"metric\": \"decode_ms@a\"}], \"bench\": {\"protocol\": "
+	         "{\"repeats\": 7, \"thermal\": {\"max_temp_c\": 60}}}}",
+	         root);
+	CHECK_MSG(ev_config_parse(&cfg, buf, "p.json", NULL, &err) == 0, "%s", err.msg);
+	CHECK_EQ_STR(cfg.bench.protocol, "{\"repeats\":7,\"thermal\":{\"max_temp_c\":60}}");
+	ev_config_free(&cfg);
+	snprintf(buf, sizeof buf,
+	         "{\"space\": \"%s/examples/spaces/tiny.json\", \"devices\": [\"a\"], "
+	         "\"objectives\": [{\"metric\": \"decode_ms@a\"}], \"bench\": {\"protocol\": "
+	         "{\"repeats\": 7, \"thermal\": {\"max_tmp_c\": 60}}}}",
+	         root);
+	tl_err_clear(&err);
+	CHECK(ev_config_parse(&cfg, buf, "p.json", NULL, &err) < 0);
+	CHECK_CONTAINS(err.msg, "p.json: bench: protocol: $.thermal.max_tmp_c: unknown key");
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1)
 		root = argv[1];
 	tl_err err = TL_ERR_INIT;
+	test_bench_protocol();
 	/* uninterrupted */
 	db_conn *db1 = NULL, *db2 = NULL;
 	CHECK(db_open(&db1, ":memory:", 0, &err) == 0);
