@@ -387,8 +387,41 @@ static void check_mad(void)
 	}
 	qual_mad_spec s = qual_mad_baseline(QUAL_MAD_RECALL);
 	CHECK_EQ_INT(s.vocab, 16);
+	CHECK_EQ_INT(s.seq_len, 127);
 	CHECK_EQ_INT(s.train_examples, 12800);
 	CHECK_EQ_INT(s.test_examples, 1280);
+	/* in-context recall as mad-lab's generator makes it (vocab 16, seq_len
+	 * 128, multi-query): 64 key-value pairs shifted to 127 inputs, keys 0-7
+	 * at even positions, values 8-15 at odd ones, one value per key in a
+	 * sequence; training targets every next token; test targets exactly the
+	 * values of keys seen before, the last position (the probe) always */
+	for (int rep = 0; rep < 100; rep++) {
+		int32_t in[127], tg[127], val[8];
+		bool train = rep % 2;
+		qual_mad_instance(QUAL_MAD_RECALL, &s, train, &r, in, tg);
+		for (int k = 0; k < 8; k++)
+			val[k] = -1;
+		int bad = 0;
+		for (int i = 0; i < 127; i++) {
+			if (i % 2 == 0) {
+				bad += in[i] < 0 || in[i] >= 8;
+				bool seen = val[in[i]] >= 0;
+				if (i + 1 < 127) {
+					bad += val[in[i]] >= 0 && val[in[i]] != in[i + 1];
+					val[in[i]] = in[i + 1];
+				}
+				int32_t want = train ? (i + 1 < 127 ? in[i + 1] : tg[i]) : seen ? val[in[i]]
+				                                                               : QUAL_IGNORE;
+				bad += tg[i] != want;
+			} else {
+				bad += in[i] < 8 || in[i] >= 16;
+				bad += train ? (i + 1 < 127 && tg[i] != in[i + 1]) : tg[i] != QUAL_IGNORE;
+			}
+		}
+		bad += tg[126] == QUAL_IGNORE || tg[126] < 8 || tg[126] >= 16;
+		CHECK_MSG(bad == 0, "recall instance %d (%s): %d departures from mad-lab's layout", rep,
+		          train ? "train" : "test", bad);
+	}
 }
 
 /* A short run of the train evaluator: the loss falls, and the run is the
