@@ -122,6 +122,9 @@ static void on_progress(void *ctx, const ev_progress *p)
 	}
 	if (p->last && strncmp(p->last, "failed", 6) == 0 && !L->tty)
 		fprintf(stderr, "tailor: run %lld: %s\n", (long long)p->run_id, p->last);
+	if (p->last && strncmp(p->last, "canary", 6) == 0)
+		fprintf(stderr, "%stailor: run %lld: %s\n", L->tty ? "\r\033[K" : "",
+		        (long long)p->run_id, p->last);
 }
 
 static bool on_stop(void *ctx)

@@ -112,6 +112,15 @@ int db_quality_put(db_conn *db, const char *hash, int64_t run_id, int64_t candid
                    const char *evaluator, const char *settings, const char *settings_hash,
                    const char *metric, double value, const char *error, tl_err *err);
 
+/* ---- events of a run ---------------------------------------------------------- */
+
+/* The data (JSON text) of the run's events whose kind starts with
+ * kind_prefix, oldest first: *out a malloc'd array of *n malloc'd strings
+ * (db_strings_free). Events without data are skipped. */
+int db_run_events_data(db_conn *db, int64_t run_id, const char *kind_prefix, char ***out,
+                       size_t *n, tl_err *err);
+void db_strings_free(char **v, size_t n);
+
 /* ---- for reports ---------------------------------------------------------- */
 
 /* Every candidate of the run, all generations, by id. */

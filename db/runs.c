@@ -625,3 +625,45 @@ int db_candidates_retry_failed(db_conn *db, int64_t run_id, int64_t generation, 
 		*n = sqlite3_changes(db->h);
 	return rc;
 }
+
+/* ---- events of a run ------------------------------------------------------------------ */
+
+void db_strings_free(char **v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+int db_run_events_data(db_conn *db, int64_t run_id, const char *kind_prefix, char ***out,
+                       size_t *n, tl_err *err)
+{
+	sqlite3_stmt *st;
+	*out = NULL;
+	*n = 0;
+	if (db_prepare(db, &st,
+	               "SELECT data FROM events WHERE run_id = ?1 AND substr(kind, 1, length(?2)) = ?2 "
+	               "AND data IS NOT NULL ORDER BY id",
+	               "events", err) < 0)
+		return TL_EDB;
+	sqlite3_bind_int64(st, 1, run_id);
+	bind_s(st, 2, kind_prefix);
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? 2 * cap : 16;
+			char **p2 = realloc(*out, cap * sizeof *p2);
+			if (p2 == NULL) {
+				sqlite3_finalize(st);
+				return tl_err_set(err, TL_ENOMEM, "events: out of memory");
+			}
+			*out = p2;
+		}
+		(*out)[(*n)++] = dup_col(st, 0);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_fail(db, rc, "events", err);
+	return 0;
+}

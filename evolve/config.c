@@ -197,6 +197,54 @@ static int parse_space(ev_config *c, cJSON *root, const char *base_dir, tl_err *
 	return rc;
 }
 
+/* "canary": {"genome": FILE or genome text, "every": N, "max_drift": X}. A
+ * file is read and its text inlined in the tree (the stored config stands
+ * alone). */
+static int parse_canary(ev_config *c, cJSON *v, const char *base_dir, tl_err *err)
+{
+	c->canary = NULL;
+	c->canary_every = 5;
+	c->canary_drift = 0.1;
+	if (v == NULL)
+		return 0;
+	static const char *const ok[] = {"genome", "every", "max_drift", NULL};
+	if (!cJSON_IsObject(v))
+		return tl_err_set(err, TL_EINVAL, "%s: canary: must be an object", c->source);
+	if (only_keys(v, ok, c, "canary", err) < 0)
+		return TL_EINVAL;
+	if (get_int(&c->canary_every, v, "every", 1, 1000000, 5, c, "canary", err) < 0)
+		return TL_EINVAL;
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(v, "max_drift");
+	if (d && (!cJSON_IsNumber(d) || d->valuedouble <= 0))
+		return tl_err_set(err, TL_EINVAL, "%s: canary.max_drift: a relative change > 0 (0.1 "
+		                  "is 10%%)", c->source);
+	if (d)
+		c->canary_drift = d->valuedouble;
+	cJSON *g = cJSON_GetObjectItemCaseSensitive(v, "genome");
+	if (!cJSON_IsString(g))
+		return tl_err_set(err, TL_EINVAL, "%s: canary.genome: a genome file (relative to this "
+		                  "file) or genome text", c->source);
+	genome parsed;
+	tl_err ge = TL_ERR_INIT;
+	char *text = NULL;
+	if (genome_parse(&parsed, g->valuestring, "canary.genome", &ge) < 0) {
+		char path[2048];
+		if (g->valuestring[0] == '/' || base_dir == NULL || !*base_dir)
+			snprintf(path, sizeof path, "%s", g->valuestring);
+		else
+			snprintf(path, sizeof path, "%s/%s", base_dir, g->valuestring);
+		tl_err_clear(&ge);
+		if (genome_load(&parsed, path, &ge) < 0)
+			return tl_err_set(err, TL_EINVAL, "%s: canary.genome: %s", c->source, ge.msg);
+	}
+	text = genome_to_text(&parsed);
+	if (text == NULL)
+		return tl_err_set(err, TL_ENOMEM, "%s: out of memory", c->source);
+	cJSON_SetValuestring(g, text);
+	c->canary = text;
+	return 0;
+}
+
 /* "quality": the evaluator and its settings (docs/config.md). A relative
  * corpus or command path is made absolute (against the config's directory)
  * in the tree, so the stored config works from anywhere. */
@@ -327,7 +375,8 @@ int ev_config_parse(ev_config *c, const char *json, const char *source, const ch
 	}
 	static const char *const top[] = {"name", "space", "mode", "population", "generations",
 	                                  "seed", "crossover", "objectives", "constraints",
-	                                  "devices", "bench", "evaluation", "quality", NULL};
+	                                  "devices", "bench", "evaluation", "quality", "canary",
+	                                  NULL};
 	if (only_keys(root, top, c, "", err) < 0)
 		goto out;
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "name");
@@ -540,6 +589,8 @@ int ev_config_parse(ev_config *c, const char *json, const char *source, const ch
 		           "needs the profiler's predictor, not built yet)", source);
 		goto out;
 	}
+	if (parse_canary(c, cJSON_GetObjectItemCaseSensitive(root, "canary"), base_dir, err) < 0)
+		goto out;
 	if (parse_space(c, root, base_dir, err) < 0)
 		goto out;
 	c->json = cJSON_PrintUnformatted(root);
@@ -577,6 +628,8 @@ int ev_config_load(ev_config *c, const char *path, tl_err *err)
 
 void ev_config_free(ev_config *c)
 {
+	free(c->canary);
+	c->canary = NULL;
 	for (int i = 0; i < EV_CMD_MAX_ARGS; i++) {
 		free(c->quality.argv[i]);
 		c->quality.argv[i] = NULL;

@@ -503,6 +503,95 @@ static int eval_parallel(engine *e, db_candidate *k, size_t nk, tl_err *err)
 	return rc;
 }
 
+/* ---- the canary ------------------------------------------------------------------ */
+
+/* At the start of the run and every canary_every generations, measure the
+ * config's canary genome on every device (not the quality worker). Each
+ * measurement is an event (kind canary, or canary.drift when the decode
+ * latency moved more than canary_drift from the device's first canary,
+ * canary.failed when it could not be measured) with its figures as data; a
+ * generation's canary is measured once, also across resumes. */
+static int canary(engine *e, int64_t gen, tl_err *err)
+{
+	const ev_config *c = &e->cfg;
+	if (c->canary == NULL || gen % c->canary_every != 0 || e->ops->measure == NULL)
+		return 0;
+	char **ev = NULL;
+	size_t nev = 0;
+	int rc = db_run_events_data(e->db, e->run_id, "canary", &ev, &nev, err);
+	if (rc < 0)
+		return rc;
+	genome g;
+	tl_err pe = TL_ERR_INIT;
+	char *arch_text = NULL;
+	if (genome_parse(&g, c->canary, "canary", &pe) < 0 || genome_decode(e->arch, &g, &pe) < 0 ||
+	    (arch_text = genome_arch_describe(e->arch)) == NULL) {
+		db_strings_free(ev, nev);
+		return tl_err_set(err, TL_EINVAL, "canary: %s", pe.msg[0] ? pe.msg : "out of memory");
+	}
+	for (int d = 0; d < e->ndev && rc == 0; d++) {
+		if (!strcmp(e->dev[d], QUALITY_WORKER))
+			continue;
+		/* done for this generation already? the device's first value? */
+		bool done = false;
+		double base = NAN;
+		for (size_t i = 0; i < nev; i++) {
+			cJSON *j = cJSON_Parse(ev[i]);
+			const cJSON *dv = cJSON_GetObjectItemCaseSensitive(j, "device");
+			const cJSON *gv = cJSON_GetObjectItemCaseSensitive(j, "generation");
+			const cJSON *mv = cJSON_GetObjectItemCaseSensitive(j, "decode_ms");
+			if (cJSON_IsString(dv) && !strcmp(dv->valuestring, e->dev[d])) {
+				if (cJSON_IsNumber(gv) && (int64_t)gv->valuedouble == gen)
+					done = true;
+				if (isnan(base) && cJSON_IsNumber(mv))
+					base = mv->valuedouble;
+			}
+			cJSON_Delete(j);
+		}
+		if (done)
+			continue;
+		ev_measured m;
+		tl_err me = TL_ERR_INIT;
+		cJSON *data = cJSON_CreateObject();
+		cJSON_AddNumberToObject(data, "generation", (double)gen);
+		cJSON_AddStringToObject(data, "device", e->dev[d]);
+		const char *level = "info", *kind = "canary";
+		char msg[400];
+		if (e->ops->measure(e->ops->ctx, e->dev[d], &g, arch_text, &c->bench, &m, &me) < 0) {
+			level = "warn";
+			kind = "canary.failed";
+			snprintf(msg, sizeof msg, "canary on %s: not measured: %.300s", e->dev[d], me.msg);
+		} else {
+			cJSON_AddNumberToObject(data, "decode_ms", m.decode_ms);
+			cJSON_AddNumberToObject(data, "ttft_ms", m.ttft_ms);
+			cJSON_AddNumberToObject(data, "peak_rss_mb", m.peak_rss_mb);
+			double drift = isnan(base) ? 0.0 : (m.decode_ms - base) / base;
+			cJSON_AddNumberToObject(data, "baseline_decode_ms", isnan(base) ? m.decode_ms : base);
+			cJSON_AddNumberToObject(data, "drift", drift);
+			if (fabs(drift) > c->canary_drift) {
+				level = "warn";
+				kind = "canary.drift";
+				snprintf(msg, sizeof msg, "canary on %s: decode %.4g ms, %+.1f%% from its first "
+				         "measurement (%.4g ms), beyond the %.0f%% threshold: the device's "
+				         "figures may not compare across this run", e->dev[d], m.decode_ms,
+				         100 * drift, base, 100 * c->canary_drift);
+			} else {
+				snprintf(msg, sizeof msg, "canary on %s: decode %.4g ms (%+.1f%%)", e->dev[d],
+				         m.decode_ms, 100 * drift);
+			}
+		}
+		char *dj = cJSON_PrintUnformatted(data);
+		cJSON_Delete(data);
+		rc = db_event_add(e->db, e->run_id, 0, level, kind, msg, dj, err);
+		cJSON_free(dj);
+		tl_strlcpy(e->last, msg, sizeof e->last);
+		report(e);
+	}
+	free(arch_text);
+	db_strings_free(ev, nev);
+	return rc;
+}
+
 /* ---- populations ------------------------------------------------------------------ */
 
 /* Is hash among the n strings of list? */
@@ -969,6 +1058,11 @@ int ev_run_drive(db_conn *db, int64_t run_id, const ev_ops *ops, bool *finished,
 		}
 		e.prog.generation = (int)gen;
 		e.prog.total = (int)nk;
+		e.last[0] = '\0';
+		if ((rc = canary(&e, gen, err)) < 0) {
+			db_candidates_free(k, nk);
+			goto out;
+		}
 		e.last[0] = '\0';
 		e.prog.done = 0;
 		for (size_t i = 0; i < nk; i++)

@@ -109,6 +109,13 @@ typedef struct ev_config {
 	int n_dev;
 	ev_bench bench;
 	ev_quality quality;
+	/* the canary: a fixed genome measured on every device at the start of the
+	 * run and every canary_every generations; a decode latency more than
+	 * canary_drift (relative) away from its first measurement is reported
+	 * (event canary.drift) */
+	char *canary;              /* genome text, NULL: none (owned)            */
+	int canary_every;
+	double canary_drift;
 	char *json;                /* the config as stored in runs.config (owned):
 	                            * the file's JSON with an inline space        */
 	char hash[65];             /* SHA-256 of that JSON                        */

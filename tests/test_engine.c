@@ -25,6 +25,7 @@ typedef struct ctx {
 	int stop_after;     /* stop once this many measurements were taken (0: never) */
 	atomic_int taken;
 	const char *fail_hash_prefix; /* a genome whose measurement fails */
+	int canary_n;                 /* the canary genome (d_model 333) slows down 6% per measurement */
 } ctx;
 
 static double value_of(const genome *g, int dev)
@@ -60,6 +61,8 @@ static int measure(void *vc, const char *device, const genome *g, const char *ar
 	    !strncmp(h, c->fail_hash_prefix, strlen(c->fail_hash_prefix)))
 		return tl_err_set(err, TL_EFAIL, "device %s: harness crashed (test)", device);
 	double v = value_of(g, d);
+	if (g->d_model == 96 && g->n_layers == 2) /* the canary below */
+		v *= 1.0 + 0.06 * (c->canary_n++ / 2);
 	*out = (ev_measured){v * 10, v, 5 + v, 100 / v, 1000 / v};
 	return 0;
 }
@@ -235,8 +238,48 @@ int main(int argc, char **argv)
 		}
 	CHECK_MSG(failed == 1, "%d failed candidates in generation 0", failed);
 	db_candidates_free(k1, n1);
+	/* the canary: measured at generations 0..3 on both devices; it drifts
+	 * 0, 6, 12, 18% from its first value: two drift events per device */
+	db_conn *db4 = NULL;
+	CHECK(db_open(&db4, ":memory:", 0, &err) == 0);
+	char cfg4[4096];
+	snprintf(cfg4, sizeof cfg4, "%.*s, \"canary\": {\"genome\": \"%s\", \"every\": 1, "
+	         "\"max_drift\": 0.1}}", (int)strlen(config()) - 1, config(),
+	         "tailor-genome/1 d=96 vocab=64 ffn_multiple=32 rope_theta=10000 tied=1 | "
+	         "0.0.0.0.0 0.0.0.0.0 | c0 op=3.0.0.2.0 ffn=128 C=0.2.1.1 V=0.2.1.1");
+	ev_config cf4;
+	int64_t r4 = 0;
+	CHECK_MSG(ev_config_parse(&cf4, cfg4, "canary config", NULL, &err) == 0, "%s", err.msg);
+	if (db4 && cf4.json) {
+		CHECK(ev_run_create(db4, &cf4, &r4, &err) == 0);
+		ev_config_free(&cf4);
+		ctx c4;
+		memset(&c4, 0, sizeof c4);
+		ev_ops ops4 = {measure, NULL, NULL, &c4};
+		fin = false;
+		CHECK_MSG(ev_run_drive(db4, r4, &ops4, &fin, &err) == 0 && fin, "%s", err.msg);
+		char **ev = NULL;
+		size_t nev = 0;
+		CHECK(db_run_events_data(db4, r4, "canary", &ev, &nev, &err) == 0);
+		int drift = 0;
+		for (size_t i = 0; i < nev; i++) {
+			double dr = 0;
+			const char *p = strstr(ev[i], "\"drift\":");
+			if (p)
+				dr = atof(p + 8);
+			drift += dr > 0.1;
+		}
+		CHECK_MSG(nev == 8 && drift == 4, "canary events %zu (want 8), drifting %d (want 4)",
+		          nev, drift);
+		db_strings_free(ev, nev);
+		/* driving the finished run again measures no canary twice */
+		CHECK(ev_run_drive(db4, r4, &ops4, &fin, &err) == 0);
+		CHECK(db_run_events_data(db4, r4, "canary", &ev, &nev, &err) == 0 && nev == 8);
+		db_strings_free(ev, nev);
+	}
 	db_close(db1);
 	db_close(db2);
 	db_close(db3);
+	db_close(db4);
 	return tl_test_end();
 }
