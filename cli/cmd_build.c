@@ -26,7 +26,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,153 +209,20 @@ int cmd_build(int argc, char **argv, cli_ctx *ctx)
 
 /* ---- running the harness ------------------------------------------------------ */
 
-typedef struct harness_out {
-	char *out;          /* stdout, NUL-terminated (malloc'd)              */
-	size_t out_len;
-	bool out_truncated; /* more than HARNESS_MAX_OUT bytes                 */
-	char errbuf[HARNESS_MAX_ERR + 1]; /* the first bytes of stderr         */
-	size_t err_len;
-	int status;         /* wait status                                     */
-	bool timed_out;
-} harness_out;
+/* The harness's run: util's child-process runner (tl_proc_run), stdout
+ * capped at HARNESS_MAX_OUT, the tail of stderr kept. */
+typedef tl_proc_out harness_out;
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Run argv (no shell), collecting stdout and stderr; kill it after timeout
- * seconds. Returns 0 when the process ran (whatever its status). */
+/* Run argv (no shell), collecting stdout and stderr; kill its process group
+ * after timeout seconds. Returns 0 when the process ran (whatever its status). */
 static int run_harness(harness_out *h, char *const *argv, double timeout, tl_err *err)
 {
-	int po[2], pe[2];
-	memset(h, 0, sizeof *h);
-	if (pipe(po) != 0)
-		return tl_err_setsub(err, TL_EIO, errno, "bench: pipe: %s", strerror(errno));
-	if (pipe(pe) != 0) {
-		close(po[0]);
-		close(po[1]);
-		return tl_err_setsub(err, TL_EIO, errno, "bench: pipe: %s", strerror(errno));
-	}
-	fflush(stdout);
-	fflush(stderr);
-	pid_t pid = fork();
-	if (pid < 0) {
-		int e = errno;
-		close(po[0]);
-		close(po[1]);
-		close(pe[0]);
-		close(pe[1]);
-		return tl_err_setsub(err, TL_EIO, e, "bench: fork: %s", strerror(e));
-	}
-	if (pid == 0) {
-		/* its own process group, so a timeout kills whatever it started */
-		setpgid(0, 0);
-		int null = open("/dev/null", O_RDONLY);
-		if (null >= 0)
-			dup2(null, 0);
-		dup2(po[1], 1);
-		dup2(pe[1], 2);
-		close(po[0]);
-		close(pe[0]);
-		execv(argv[0], argv);
-		dprintf(2, "exec %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
-	setpgid(pid, pid); /* as the child does: whoever runs first */
-	close(po[1]);
-	close(pe[1]);
-
-	size_t cap = 65536;
-	h->out = malloc(cap);
-	int rc = 0;
-	if (h->out == NULL) {
-		kill(pid, SIGKILL);
-		rc = tl_err_set(err, TL_ENOMEM, "bench: out of memory");
-	}
-	struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
-	int open_fds = 2;
-	double deadline = now_s() + timeout;
-	while (open_fds > 0) {
-		double left = deadline - now_s();
-		if (left <= 0 && !h->timed_out) {
-			h->timed_out = true;
-			kill(-pid, SIGKILL);
-			kill(pid, SIGKILL);
-		}
-		int n = poll(fds, 2, left > 0 ? (int)(left * 1000) + 1 : 1000);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			kill(pid, SIGKILL);
-			rc = tl_err_setsub(err, TL_EIO, errno, "bench: poll: %s", strerror(errno));
-			break;
-		}
-		for (int i = 0; i < 2; i++) {
-			if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			char buf[16384];
-			ssize_t r = read(fds[i].fd, buf, sizeof buf);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r <= 0) {
-				close(fds[i].fd);
-				fds[i].fd = -1;
-				open_fds--;
-				continue;
-			}
-			if (i == 0 && h->out) {
-				if (h->out_len + (size_t)r + 1 > HARNESS_MAX_OUT) {
-					h->out_truncated = true;
-				} else {
-					if (h->out_len + (size_t)r + 1 > cap) {
-						while (cap < h->out_len + (size_t)r + 1)
-							cap *= 2;
-						char *p = realloc(h->out, cap);
-						if (p == NULL) {
-							h->out_truncated = true;
-							continue;
-						}
-						h->out = p;
-					}
-					memcpy(h->out + h->out_len, buf, (size_t)r);
-					h->out_len += (size_t)r;
-				}
-			} else if (i == 1) {
-				size_t take = (size_t)r;
-				if (h->err_len + take > HARNESS_MAX_ERR)
-					take = HARNESS_MAX_ERR - h->err_len;
-				memcpy(h->errbuf + h->err_len, buf, take);
-				h->err_len += take;
-			}
-		}
-	}
-	for (int i = 0; i < 2; i++)
-		if (fds[i].fd >= 0)
-			close(fds[i].fd);
-	while (waitpid(pid, &h->status, 0) < 0 && errno == EINTR)
-		;
-	if (h->out)
-		h->out[h->out_len] = '\0';
-	h->errbuf[h->err_len] = '\0';
-	return rc;
+	tl_proc p = {.argv = argv, .timeout_s = timeout, .max_out = HARNESS_MAX_OUT,
+	             .err_tail = HARNESS_MAX_ERR};
+	return tl_proc_run(&p, h, err);
 }
 
-static void harness_out_free(harness_out *h) { free(h->out); }
-
-/* The harness's last non-empty stderr line, flattened. */
-static const char *last_err_line(harness_out *h)
-{
-	char *s = h->errbuf;
-	size_t n = strlen(s);
-	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == ' '))
-		s[--n] = '\0';
-	char *nl = strrchr(s, '\n');
-	const char *line = nl ? nl + 1 : s;
-	return *line ? line : "no message";
-}
+static void harness_out_free(harness_out *h) { tl_proc_out_free(h); }
 
 /* Turn a run into the harness's JSON object, or one line saying what went
  * wrong with the binary. */
@@ -367,15 +233,15 @@ static int harness_json(cJSON **out, harness_out *h, const char *bin, const char
 	if (h->timed_out)
 		return tl_err_set(err, TL_ETIMEOUT, "bench: %s: no result within the timeout, killed "
 		                  "(give a larger --timeout or a smaller run)", bin);
-	if (WIFSIGNALED(h->status))
+	if (WIFSIGNALED(h->wait_status))
 		return tl_err_set(err, TL_EFAIL, "bench: %s: crashed: killed by signal %d (%s)", bin,
-		                  WTERMSIG(h->status), strsignal(WTERMSIG(h->status)));
-	if (!WIFEXITED(h->status))
+		                  WTERMSIG(h->wait_status), strsignal(WTERMSIG(h->wait_status)));
+	if (!WIFEXITED(h->wait_status))
 		return tl_err_set(err, TL_EFAIL, "bench: %s: ended abnormally (wait status %d)", bin,
-		                  h->status);
-	if (WEXITSTATUS(h->status) != 0)
+		                  h->wait_status);
+	if (WEXITSTATUS(h->wait_status) != 0)
 		return tl_err_set(err, TL_EFAIL, "bench: %s: exited with status %d: %s", bin,
-		                  WEXITSTATUS(h->status), last_err_line(h));
+		                  WEXITSTATUS(h->wait_status), tl_proc_err_line(h));
 	if (h->out_truncated)
 		return tl_err_set(err, TL_EPARSE, "bench: %s: more than %u bytes of output, not the "
 		                  "harness's JSON", bin, HARNESS_MAX_OUT);

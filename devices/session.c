@@ -111,80 +111,27 @@ void dev_session_close(dev_session *s)
 
 int dev_local_exec(const char *script, double deadline, dev_raw *r, tl_err *err)
 {
-	int po[2], pe[2];
+	/* util's child-process runner: its own session, the group killed at the
+	 * deadline; the ends of both streams kept (dev_exec's markers are at the
+	 * end of stdout) */
+	tl_proc p = {.shell = script, .timeout_s = deadline - dev_now(),
+	             .max_out = r->out.max ? r->out.max : DEV_OUT_MAX, .out_keep_tail = true,
+	             .err_tail = r->err.max ? r->err.max : DEV_ERR_MAX};
+	if (p.timeout_s <= 0)
+		p.timeout_s = 0.001;
+	tl_proc_out o;
 	r->wait_status = -1;
-	if (pipe2(po, O_CLOEXEC) != 0)
-		return tl_err_setsub(err, TL_EIO, errno, "local exec: pipe: %s", strerror(errno));
-	if (pipe2(pe, O_CLOEXEC) != 0) {
-		close(po[0]);
-		close(po[1]);
-		return tl_err_setsub(err, TL_EIO, errno, "local exec: pipe: %s", strerror(errno));
+	int rc = tl_proc_run(&p, &o, err);
+	if (rc == 0) {
+		dev_buf_put(&r->out, o.out, o.out_len);
+		dev_buf_put(&r->err, o.err, o.err_len);
+		r->deadline_hit = o.timed_out;
+		r->wait_status = o.wait_status;
+		if (o.out_truncated)
+			r->out.dropped = true;
 	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		int e = errno;
-		close(po[0]);
-		close(po[1]);
-		close(pe[0]);
-		close(pe[1]);
-		return tl_err_setsub(err, TL_EIO, e, "local exec: fork: %s", strerror(e));
-	}
-	if (pid == 0) {
-		setsid(); /* its own session and process group, as sshd gives a command */
-		int null = open("/dev/null", O_RDONLY);
-		if (null >= 0)
-			dup2(null, 0);
-		dup2(po[1], 1);
-		dup2(pe[1], 2);
-		signal(SIGPIPE, SIG_DFL);
-		execl("/bin/sh", "sh", "-c", script, (char *)NULL);
-		_exit(127);
-	}
-	close(po[1]);
-	close(pe[1]);
-	struct pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
-	int open_fds = 2;
-	bool killed = false;
-	while (open_fds > 0) {
-		double left = deadline - dev_now();
-		if (left <= 0 && !killed) {
-			r->deadline_hit = true;
-			killed = true;
-			kill(-pid, SIGKILL);
-			kill(pid, SIGKILL);
-			/* what the group left behind may hold the pipes: stop reading */
-			break;
-		}
-		int n = poll(fds, 2, left > 0 ? (int)(left * 1000) + 1 : 100);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		for (int i = 0; i < 2; i++) {
-			if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			char buf[16384];
-			ssize_t k = read(fds[i].fd, buf, sizeof buf);
-			if (k < 0 && errno == EINTR)
-				continue;
-			if (k <= 0) {
-				close(fds[i].fd);
-				fds[i].fd = -1;
-				open_fds--;
-				continue;
-			}
-			dev_buf_put(i ? &r->err : &r->out, buf, (size_t)k);
-		}
-	}
-	for (int i = 0; i < 2; i++)
-		if (fds[i].fd >= 0)
-			close(fds[i].fd);
-	int st = 0;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	r->wait_status = st;
-	return 0;
+	tl_proc_out_free(&o);
+	return rc;
 }
 
 /* ---- commands --------------------------------------------------------------------- */

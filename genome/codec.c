@@ -32,47 +32,47 @@ static bool name_ok(const char *s)
 
 /* ---- writing -------------------------------------------------------------- */
 
-static void text_class(genome_sb *sb, const genome *g, int ci)
+static void text_class(tl_sb *sb, const genome *g, int ci)
 {
 	const genome_class *c = &g->classes[ci];
-	genome_sb_printf(sb, " | c%d op=%u.%u.%u.%u.%u", ci, c->feat, c->structure, c->mask,
+	tl_sb_printf(sb, " | c%d op=%u.%u.%u.%u.%u", ci, c->feat, c->structure, c->mask,
 	                 c->nonlin, c->chmix);
 	if (genome_class_uses(c, GZ_HEADS))
-		genome_sb_printf(sb, " h=%u", c->heads);
+		tl_sb_printf(sb, " h=%u", c->heads);
 	if (genome_class_uses(c, GZ_KV))
-		genome_sb_printf(sb, " kv=%u", c->kv_heads);
+		tl_sb_printf(sb, " kv=%u", c->kv_heads);
 	if (genome_class_uses(c, GZ_HD))
-		genome_sb_printf(sb, " hd=%u", c->head_dim);
+		tl_sb_printf(sb, " hd=%u", c->head_dim);
 	if (genome_class_uses(c, GZ_LEN))
-		genome_sb_printf(sb, " len=%u", c->len);
+		tl_sb_printf(sb, " len=%u", c->len);
 	if (genome_class_uses(c, GZ_FFN))
-		genome_sb_printf(sb, " ffn=%u", c->ffn);
+		tl_sb_printf(sb, " ffn=%u", c->ffn);
 	if (genome_class_uses(c, GZ_QKN))
-		genome_sb_printf(sb, " qkn=%u", c->qk_norm);
+		tl_sb_printf(sb, " qkn=%u", c->qk_norm);
 	if (genome_class_uses(c, GZ_ROPE))
-		genome_sb_printf(sb, " rope=%u", c->rope);
+		tl_sb_printf(sb, " rope=%u", c->rope);
 	for (int k = 0; k < GENOME_NGROUPS; k++)
 		if (genome_feat_has_group(c->feat, k))
-			genome_sb_printf(sb, " %s=%u.%u.%u.%u", genome_group_names[k], c->fg[k].conv,
+			tl_sb_printf(sb, " %s=%u.%u.%u.%u", genome_group_names[k], c->fg[k].conv,
 			                 c->fg[k].chmix, c->fg[k].expand, c->fg[k].repeat);
 }
 
 char *genome_to_text(const genome *g)
 {
-	genome_sb sb = {0};
-	genome_sb_printf(&sb, TEXT_MAGIC);
+	tl_sb sb = {0};
+	tl_sb_printf(&sb, TEXT_MAGIC);
 	if (g->name[0])
-		genome_sb_printf(&sb, " name=%s", g->name);
-	genome_sb_printf(&sb, " d=%u vocab=%u ffn_multiple=%u rope_theta=%u tied=%u |", g->d_model,
+		tl_sb_printf(&sb, " name=%s", g->name);
+	tl_sb_printf(&sb, " d=%u vocab=%u ffn_multiple=%u rope_theta=%u tied=%u |", g->d_model,
 	                 g->vocab, g->ffn_multiple, g->rope_theta, g->tied);
 	for (int i = 0; i < g->n_layers; i++) {
 		const genome_layer *l = &g->layers[i];
-		genome_sb_printf(&sb, " %u.%u.%u.%u.%u", l->cls, l->wgroup, l->wstrategy, l->xgroup,
+		tl_sb_printf(&sb, " %u.%u.%u.%u.%u", l->cls, l->wgroup, l->wstrategy, l->xgroup,
 		                 l->xstrategy);
 	}
 	for (int ci = 0; ci < g->n_classes; ci++)
 		text_class(&sb, g, ci);
-	return genome_sb_take(&sb);
+	return tl_sb_take(&sb);
 }
 
 static cJSON *int_array(const int *v, int n)

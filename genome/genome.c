@@ -529,16 +529,16 @@ int genome_decode(genome_arch *out, const genome *g, tl_err *err)
 
 char *genome_arch_describe(const genome_arch *a)
 {
-	genome_sb sb = {0};
+	tl_sb sb = {0};
 	bool any_rope = false;
 	for (int i = 0; i < a->n_layers; i++)
 		any_rope |= a->layers[i].rope != 0;
-	genome_sb_printf(&sb, "arch/1 d=%u vocab=%u tied=%u", a->d_model, a->vocab, a->tied);
+	tl_sb_printf(&sb, "arch/1 d=%u vocab=%u tied=%u", a->d_model, a->vocab, a->tied);
 	if (any_rope)
-		genome_sb_printf(&sb, " rope_theta=%u", a->rope_theta);
+		tl_sb_printf(&sb, " rope_theta=%u", a->rope_theta);
 	for (int i = 0; i < a->n_layers; i++) {
 		const genome_arch_layer *l = &a->layers[i];
-		genome_sb_printf(&sb, "\nL%d %s.%s.%s.%s.%s h=%u kv=%u hd=%u len=%u inner=%u state=%u "
+		tl_sb_printf(&sb, "\nL%d %s.%s.%s.%s.%s h=%u kv=%u hd=%u len=%u inner=%u state=%u "
 		                 "qkn=%u rope=%u", i, genome_feat_name(l->feat),
 		                 genome_struct_name(l->structure), genome_mask_name(l->mask),
 		                 genome_nonlin_name(l->nonlin), genome_chmix_name(l->chmix), l->heads,
@@ -548,15 +548,15 @@ char *genome_arch_describe(const genome_arch *a)
 			if (l->xowner[k] < 0)
 				continue;
 			if (l->xowner[k] != i)
-				genome_sb_printf(&sb, " %s=from%d", genome_group_names[k], l->xowner[k]);
+				tl_sb_printf(&sb, " %s=from%d", genome_group_names[k], l->xowner[k]);
 			else
-				genome_sb_printf(&sb, " %s=%u/%s/conv%u/w%d", genome_group_names[k],
+				tl_sb_printf(&sb, " %s=%u/%s/conv%u/w%d", genome_group_names[k],
 				                 l->width[k], genome_chmix_name(l->proj_chmix[k]),
 				                 l->conv[k], l->wowner[k]);
 		}
 	}
-	genome_sb_printf(&sb, "\n");
-	return genome_sb_take(&sb);
+	tl_sb_printf(&sb, "\n");
+	return tl_sb_take(&sb);
 }
 
 int genome_hash(const genome *g, char hex[65], tl_err *err)

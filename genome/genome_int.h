@@ -31,14 +31,6 @@ struct cJSON *genome_json_parse(const char *s, const char *src, tl_err *err);
 /* "<src>: line L column C: not valid JSON" from cJSON's error pointer. */
 int genome_json_syntax_error(const char *s, const char *src, tl_err *err);
 
-/* A string that grows; on allocation failure it remembers and take()
- * returns NULL. */
-typedef struct genome_sb {
-	char *p;
-	size_t len, cap;
-	int oom;
-} genome_sb;
-void genome_sb_printf(genome_sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-char *genome_sb_take(genome_sb *b);
+/* Text is built in util's tl_sb (tl.h). */
 
 #endif

@@ -499,11 +499,11 @@ static int load_class(genome_space *s, int ci, const cJSON *co, const char *src,
 
 static int sample_class(genome_class *c, const genome *g, const space_class *sc, tl_rng *rng);
 
-static void sb_dom(genome_sb *sb, const char *key, const dom *d)
+static void sb_dom(tl_sb *sb, const char *key, const dom *d)
 {
-	genome_sb_printf(sb, " %s=", key);
+	tl_sb_printf(sb, " %s=", key);
 	for (int i = 0; i < d->n; i++)
-		genome_sb_printf(sb, "%s%lld", i ? "," : "", (long long)d->v[i]);
+		tl_sb_printf(sb, "%s%lld", i ? "," : "", (long long)d->v[i]);
 }
 
 /* What the space allows, in a fixed order and format: the hash of a space
@@ -511,8 +511,8 @@ static void sb_dom(genome_sb *sb, const char *key, const dom *d)
  * file do not change it, while any allowed value does. */
 static char *space_describe(const genome_space *s)
 {
-	genome_sb sb = {0};
-	genome_sb_printf(&sb, "space/1 layout=%d ffn_multiple=%u rope_theta=%u tied=%u budget=%lld "
+	tl_sb sb = {0};
+	tl_sb_printf(&sb, "space/1 layout=%d ffn_multiple=%u rope_theta=%u tied=%u budget=%lld "
 	                 "tolerance=%.17g share_w=%d share_x=%d share_prob=%.17g",
 	                 s->layout, s->ffn_multiple, s->rope_theta, s->tied, (long long)s->budget,
 	                 s->budget ? s->tolerance : 0.0, s->share_w, s->share_x,
@@ -522,10 +522,10 @@ static char *space_describe(const genome_space *s)
 	sb_dom(&sb, "depth", &s->depth);
 	for (int ci = 0; ci < s->n_classes; ci++) {
 		const space_class *c = &s->classes[ci];
-		genome_sb_printf(&sb, "\nclass %d role=%d kv_is_heads=%d ops=", ci, c->role,
+		tl_sb_printf(&sb, "\nclass %d role=%d kv_is_heads=%d ops=", ci, c->role,
 		                 c->kv_is_heads);
 		for (int i = 0; i < c->n_ops; i++)
-			genome_sb_printf(&sb, "%s%u.%u.%u.%u.%u", i ? "," : "", c->ops[i][0], c->ops[i][1],
+			tl_sb_printf(&sb, "%s%u.%u.%u.%u.%u", i ? "," : "", c->ops[i][0], c->ops[i][1],
 			                 c->ops[i][2], c->ops[i][3], c->ops[i][4]);
 		sb_dom(&sb, "heads", &c->heads);
 		sb_dom(&sb, "kv", &c->kv);
@@ -544,8 +544,8 @@ static char *space_describe(const genome_space *s)
 			sb_dom(&sb, key, &c->fexpand[k]);
 		}
 	}
-	genome_sb_printf(&sb, "\n");
-	return genome_sb_take(&sb);
+	tl_sb_printf(&sb, "\n");
+	return tl_sb_take(&sb);
 }
 
 int genome_space_parse(genome_space **out, const char *json, const char *source, tl_err *err)

@@ -20,7 +20,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,13 +72,6 @@ done:
 	free(arch);
 	free(ga);
 	return out;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* The last non-empty line of s (in place). */
@@ -146,145 +138,41 @@ int qual_eval_command(qual_metric **out, int *n, const genome *g, const qual_cmd
 	char *req = build_request(g, cfg->settings_json, err);
 	if (req == NULL)
 		return err->code ? err->code : TL_ENOMEM;
-	int pin[2] = {-1, -1}, pout[2] = {-1, -1}, perr[2] = {-1, -1}, rc = 0;
-	char *obuf = malloc(CMD_MAX_OUT + 1), ebuf[CMD_MAX_ERR + 1];
-	size_t on = 0, en = 0;
-	if (obuf == NULL || pipe(pin) < 0 || pipe(pout) < 0 || pipe(perr) < 0) {
-		rc = tl_err_setsub(err, TL_EIO, errno, "command %s: cannot create pipes: %s", cmd,
-		                   strerror(errno));
+	/* util's child-process runner: the request on stdin, its own process
+	 * group killed at the timeout */
+	tl_proc p = {.argv = cfg->argv, .in = req, .in_len = strlen(req),
+	             .timeout_s = cfg->timeout_s > 0 ? cfg->timeout_s : 86400,
+	             .max_out = CMD_MAX_OUT, .err_tail = CMD_MAX_ERR};
+	tl_proc_out o;
+	int rc = tl_proc_run(&p, &o, err);
+	if (rc < 0) {
+		tl_err_prefix(err, "command %s", cmd);
 		goto out;
 	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		rc = tl_err_setsub(err, TL_EIO, errno, "command %s: fork: %s", cmd, strerror(errno));
+	int status = o.wait_status;
+	if (o.timed_out) {
+		rc = tl_err_set(err, TL_ETIMEOUT, "command %s: no answer after %d s (killed; raise the "
+		                "timeout)", cmd, cfg->timeout_s);
 		goto out;
 	}
-	if (pid == 0) {
-		setpgid(0, 0);
-		dup2(pin[0], 0);
-		dup2(pout[1], 1);
-		dup2(perr[1], 2);
-		for (int k = 0; k < 2; k++) {
-			close(pin[k]);
-			close(pout[k]);
-			close(perr[k]);
-		}
-		execvp(cmd, cfg->argv);
-		fprintf(stderr, "cannot run: %s\n", strerror(errno));
-		_exit(127);
-	}
-	setpgid(pid, pid);
-	close(pin[0]);
-	close(pout[1]);
-	close(perr[1]);
-	pin[0] = pout[1] = perr[1] = -1;
-	signal(SIGPIPE, SIG_IGN);
-	fcntl(pin[1], F_SETFL, O_NONBLOCK);
-	size_t rlen = strlen(req), roff = 0;
-	double deadline = now_s() + (cfg->timeout_s > 0 ? cfg->timeout_s : 86400);
-	bool timed_out = false, too_big = false;
-	while (pout[0] >= 0 || perr[0] >= 0) {
-		struct pollfd pf[3];
-		int np = 0, iin = -1, iout = -1, ierr = -1;
-		if (pin[1] >= 0) {
-			pf[np] = (struct pollfd){pin[1], POLLOUT, 0};
-			iin = np++;
-		}
-		if (pout[0] >= 0) {
-			pf[np] = (struct pollfd){pout[0], POLLIN, 0};
-			iout = np++;
-		}
-		if (perr[0] >= 0) {
-			pf[np] = (struct pollfd){perr[0], POLLIN, 0};
-			ierr = np++;
-		}
-		double left = deadline - now_s();
-		if (left <= 0) {
-			timed_out = true;
-			break;
-		}
-		int pr = poll(pf, (nfds_t)np, left > 1 ? 1000 : (int)(left * 1000) + 1);
-		if (pr < 0 && errno != EINTR)
-			break;
-		if (iin >= 0 && pf[iin].revents) {
-			ssize_t w = write(pin[1], req + roff, rlen - roff);
-			if (w > 0)
-				roff += (size_t)w;
-			if (w < 0 || roff == rlen) {
-				close(pin[1]);
-				pin[1] = -1;
-			}
-		}
-		if (iout >= 0 && pf[iout].revents) {
-			char tmp[65536];
-			ssize_t r = read(pout[0], tmp, sizeof tmp);
-			if (r <= 0) {
-				close(pout[0]);
-				pout[0] = -1;
-			} else if (on + (size_t)r > CMD_MAX_OUT) {
-				too_big = true;
-				break;
-			} else {
-				memcpy(obuf + on, tmp, (size_t)r);
-				on += (size_t)r;
-			}
-		}
-		if (ierr >= 0 && pf[ierr].revents) {
-			char tmp[4096];
-			ssize_t r = read(perr[0], tmp, sizeof tmp);
-			if (r <= 0) {
-				close(perr[0]);
-				perr[0] = -1;
-			} else {
-				/* keep the tail */
-				if (en + (size_t)r > CMD_MAX_ERR) {
-					size_t drop = en + (size_t)r - CMD_MAX_ERR;
-					if (drop > en)
-						drop = en;
-					memmove(ebuf, ebuf + drop, en - drop);
-					en -= drop;
-				}
-				size_t take = (size_t)r > CMD_MAX_ERR ? CMD_MAX_ERR : (size_t)r;
-				memcpy(ebuf + en, tmp + (size_t)r - take, take);
-				en += take;
-			}
-		}
-	}
-	int status = 0;
-	if (timed_out || too_big) {
-		kill(-pid, SIGKILL);
-		waitpid(pid, &status, 0);
-		rc = timed_out ? tl_err_set(err, TL_ETIMEOUT, "command %s: no answer after %d s "
-		                            "(killed; raise the timeout)", cmd, cfg->timeout_s)
-		               : tl_err_set(err, TL_EPARSE, "command %s: more than %u bytes on stdout "
-		                            "(print only the answer there)", cmd, CMD_MAX_OUT);
+	if (o.out_truncated) {
+		rc = tl_err_set(err, TL_EPARSE, "command %s: more than %u bytes on stdout (print only "
+		                "the answer there)", cmd, CMD_MAX_OUT);
 		goto out;
 	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	obuf[on] = '\0';
-	ebuf[en] = '\0';
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		const char *ll = last_line(ebuf);
-		if (WIFEXITED(status))
+	if (status < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		const char *ll = last_line(o.err);
+		if (status >= 0 && WIFEXITED(status))
 			rc = tl_err_set(err, TL_EFAIL, "command %s: exit status %d%s%s", cmd,
 			                WEXITSTATUS(status), *ll ? ": " : "", ll);
 		else
 			rc = tl_err_set(err, TL_EFAIL, "command %s: killed by signal %d%s%s", cmd,
-			                WTERMSIG(status), *ll ? ": " : "", ll);
+			                status >= 0 ? WTERMSIG(status) : 0, *ll ? ": " : "", ll);
 		goto out;
 	}
-	rc = parse_answer(out, n, obuf, cmd, err);
+	rc = parse_answer(out, n, o.out, cmd, err);
 out:
-	for (int k = 0; k < 2; k++) {
-		if (pin[k] >= 0)
-			close(pin[k]);
-		if (pout[k] >= 0)
-			close(pout[k]);
-		if (perr[k] >= 0)
-			close(perr[k]);
-	}
-	free(obuf);
+	tl_proc_out_free(&o);
 	free(req);
 	return rc;
 }

@@ -10,6 +10,11 @@
  *  - The error value: first error wins, one line, prefix, sub-code.
  */
 #include "tl.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include "tl_test.h"
 
 #include <stdlib.h>
@@ -267,8 +272,64 @@ static void test_sha256(void)
 	CHECK_EQ_STR(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }
 
+/* tl_proc_run: output, stdin, the stderr tail, the stdout cap (head or
+ * tail), exit statuses, exec failure, and a timeout that kills the whole
+ * process group without waiting for its orphans. */
+static void test_proc(void)
+{
+	tl_err err = TL_ERR_INIT;
+	tl_proc_out o;
+	char *echo[] = {"sh", "-c", "printf hello; printf 'a\\nlast line\\n' >&2; exit 3", NULL};
+	tl_proc p = {.argv = echo, .timeout_s = 10};
+	CHECK(tl_proc_run(&p, &o, &err) == 0);
+	CHECK(!strcmp(o.out, "hello") && o.out_len == 5 && !o.timed_out);
+	CHECK(WIFEXITED(o.wait_status) && WEXITSTATUS(o.wait_status) == 3);
+	CHECK(!strcmp(tl_proc_err_line(&o), "last line"));
+	tl_proc_out_free(&o);
+	/* stdin through, larger than a pipe buffer */
+	size_t n = 300000;
+	char *in = malloc(n);
+	for (size_t i = 0; i < n; i++)
+		in[i] = (char)('a' + i % 26);
+	char *cat[] = {"cat", NULL};
+	p = (tl_proc){.argv = cat, .in = in, .in_len = n, .timeout_s = 10};
+	CHECK(tl_proc_run(&p, &o, &err) == 0);
+	CHECK(o.out_len == n && memcmp(o.out, in, n) == 0 && !o.out_truncated);
+	tl_proc_out_free(&o);
+	/* caps: the head, or the tail; stderr's tail */
+	p = (tl_proc){.shell = "printf 0123456789; printf abcdefghij >&2", .max_out = 4,
+	              .err_tail = 3, .timeout_s = 10};
+	CHECK(tl_proc_run(&p, &o, &err) == 0);
+	CHECK(!strcmp(o.out, "0123") && o.out_truncated && !strcmp(o.err, "hij"));
+	tl_proc_out_free(&o);
+	p.out_keep_tail = true;
+	CHECK(tl_proc_run(&p, &o, &err) == 0);
+	CHECK(!strcmp(o.out, "6789") && o.out_truncated);
+	tl_proc_out_free(&o);
+	/* a program that does not exist: status 127 and a reason */
+	char *nope[] = {"/nonexistent/tailor-no-such-program", NULL};
+	p = (tl_proc){.argv = nope, .timeout_s = 10};
+	CHECK(tl_proc_run(&p, &o, &err) == 0);
+	CHECK(WIFEXITED(o.wait_status) && WEXITSTATUS(o.wait_status) == 127);
+	CHECK(strstr(o.err, "cannot run /nonexistent/tailor-no-such-program") != NULL);
+	tl_proc_out_free(&o);
+	/* timeout: the group (a background sleeper holding the pipes too) is
+	 * killed and the call returns at once */
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	p = (tl_proc){.shell = "sleep 30 & sleep 30", .timeout_s = 0.3};
+	CHECK(tl_proc_run(&p, &o, &err) == 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double dt = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+	CHECK_MSG(o.timed_out && dt < 5.0, "timed out %d after %.2f s", o.timed_out, dt);
+	CHECK(WIFSIGNALED(o.wait_status));
+	tl_proc_out_free(&o);
+	free(in);
+}
+
 int main(void)
 {
+	test_proc();
 	test_sha256();
 	test_pcg_reference();
 	test_pcg_streams_and_advance();

@@ -146,4 +146,61 @@ size_t tl_strlcpy(char *dst, const char *src, size_t size);
 int tl_file_read(char **out, size_t *len, const char *path, size_t max_bytes,
                  tl_err *err);
 
+/* ---- growing strings (util/sb.c) ------------------------------------------ */
+
+/* A string that grows, NUL-terminated whenever p != NULL. On allocation
+ * failure it remembers (oom) and ignores further writes; tl_sb_take then
+ * returns NULL. Zero-initialize: tl_sb b = {0}. */
+typedef struct tl_sb {
+	char *p;
+	size_t len, cap;
+	bool oom;
+} tl_sb;
+void tl_sb_put(tl_sb *b, const char *s, size_t n);
+void tl_sb_str(tl_sb *b, const char *s);
+void tl_sb_printf(tl_sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The string (caller frees; "" when nothing was written), or NULL after an
+ * allocation failure; b is empty again. */
+char *tl_sb_take(tl_sb *b);
+void tl_sb_free(tl_sb *b);
+
+/* ---- child processes (util/proc.c) -----------------------------------------
+ *
+ * The one way tailor runs a program on this machine and collects what it
+ * says: the harness here, the `local` device's commands, an external quality
+ * evaluator. The child gets its own session (setsid: its own process group),
+ * stdin from `in` (or /dev/null), stdout and stderr into buffers. At the
+ * timeout the whole group is killed and reading stops (whatever the group
+ * left behind may hold the pipes open). */
+typedef struct tl_proc {
+	char *const *argv;   /* program and arguments (PATH searched), or NULL   */
+	const char *shell;   /* ... or a /bin/sh -c script (argv NULL)           */
+	const char *in;      /* bytes for stdin (NULL: /dev/null)                 */
+	size_t in_len;
+	double timeout_s;    /* <= 0: none                                        */
+	size_t max_out;      /* stdout kept (0: 8 MiB); beyond: out_truncated     */
+	bool out_keep_tail;  /* beyond max_out keep the last bytes, not the first */
+	size_t err_tail;     /* the last bytes of stderr kept (0: 64 KiB)         */
+} tl_proc;
+
+typedef struct tl_proc_out {
+	char *out;           /* stdout, NUL-terminated (malloc'd)                 */
+	size_t out_len;
+	bool out_truncated;  /* it said more than max_out (the rest was dropped)  */
+	char *err;           /* the tail of stderr, NUL-terminated (malloc'd)     */
+	size_t err_len;
+	int wait_status;     /* waitpid's status; -1 when it could not be reaped  */
+	bool timed_out;      /* killed at the timeout                             */
+} tl_proc_out;
+
+/* Run p. Returns 0 when the child was started and reaped (whatever its
+ * status: look at wait_status and timed_out), TL_EIO when it could not be
+ * started (pipe, fork), TL_ENOMEM. An exec failure is exit status 127 with
+ * "cannot run NAME: reason" on its stderr. o is always filled: free it with
+ * tl_proc_out_free. */
+int tl_proc_run(const tl_proc *p, tl_proc_out *o, tl_err *err);
+void tl_proc_out_free(tl_proc_out *o);
+/* The last non-empty line of stderr (flattened), "no message" when none. */
+const char *tl_proc_err_line(tl_proc_out *o);
+
 #endif /* TL_H */
