@@ -224,48 +224,51 @@ typedef struct wtensor_hdr {
 	int64_t rows, K;
 } wtensor_hdr;
 
-static void layout_hash(const op_model *m, unsigned char out[32])
+static void wfile_hash(uint64_t d_model, uint64_t vocab, int n_layers, const op_wfile_tensor *t,
+                       int n, unsigned char out[32])
 {
 	tl_sha256 h;
 	tl_sha256_init(&h);
-	uint64_t dims[3] = {m->a.d_model, m->a.vocab, (uint64_t)m->a.n_layers};
+	uint64_t dims[3] = {d_model, vocab, (uint64_t)n_layers};
 	tl_sha256_update(&h, dims, sizeof dims);
-	for (int j = 0; j < m->n_tensors; j++) {
-		wtensor_hdr t = {(uint32_t)m->tensors[j].type, 0, m->tensors[j].rows, m->tensors[j].K};
-		tl_sha256_update(&h, &t, sizeof t);
+	for (int j = 0; j < n; j++) {
+		wtensor_hdr th = {(uint32_t)t[j].dtype, 0, t[j].rows, t[j].K};
+		tl_sha256_update(&h, &th, sizeof th);
 	}
 	tl_sha256_final(&h, out);
 }
 
-int op_model_save_weights(const op_model *m, const char *path, tl_err *err)
+int op_weights_write(const char *path, uint64_t d_model, uint64_t vocab, int n_layers,
+                     const op_wfile_tensor *t, int n, op_wfile_row_fn row_fn, void *ctx,
+                     tl_err *err)
 {
 	FILE *f = fopen(path, "wb");
 	if (f == NULL)
 		return tl_err_setsub(err, TL_EIO, errno, "weights %s: cannot create: %s", path,
 		                     strerror(errno));
-	uint32_t hdr[2] = {WFILE_VERSION, (uint32_t)m->n_tensors};
+	uint32_t hdr[2] = {WFILE_VERSION, (uint32_t)n};
 	unsigned char lh[32];
-	layout_hash(m, lh);
+	wfile_hash(d_model, vocab, n_layers, t, n, lh);
 	bool ok = fwrite(WFILE_MAGIC, 8, 1, f) == 1 && fwrite(hdr, sizeof hdr, 1, f) == 1 &&
 	          fwrite(lh, 32, 1, f) == 1;
 	size_t max_rb = 0;
-	for (int j = 0; j < m->n_tensors; j++) {
-		size_t rb = op_row_bytes(m->tensors[j].type, m->tensors[j].K);
+	for (int j = 0; j < n; j++) {
+		size_t rb = op_row_bytes(t[j].dtype, t[j].K);
 		if (rb > max_rb)
 			max_rb = rb;
 	}
 	void *row = malloc(max_rb ? max_rb : 1);
 	if (row == NULL) {
 		fclose(f);
+		remove(path);
 		return tl_err_set(err, TL_ENOMEM, "weights %s: out of memory", path);
 	}
-	for (int j = 0; ok && j < m->n_tensors; j++) {
-		const fill_job *t = &m->tensors[j];
-		wtensor_hdr th = {(uint32_t)t->type, 0, t->rows, t->K};
+	for (int j = 0; ok && j < n; j++) {
+		wtensor_hdr th = {(uint32_t)t[j].dtype, 0, t[j].rows, t[j].K};
 		ok = fwrite(&th, sizeof th, 1, f) == 1;
-		size_t rb = op_row_bytes(t->type, t->K);
-		for (int64_t r = 0; ok && r < t->rows; r++) {
-			op_wmat_unpack_row(t->type, t->dst, t->rows, t->K, r, row);
+		size_t rb = op_row_bytes(t[j].dtype, t[j].K);
+		for (int64_t r = 0; ok && r < t[j].rows; r++) {
+			row_fn(ctx, j, r, row);
 			ok = fwrite(row, rb, 1, f) == 1;
 		}
 	}
@@ -280,6 +283,45 @@ int op_model_save_weights(const op_model *m, const char *path, tl_err *err)
 		return tl_err_setsub(err, TL_EIO, e, "weights %s: write failed: %s", path, strerror(e));
 	}
 	return 0;
+}
+
+/* The model's tensors as the file describes them (caller frees). */
+static op_wfile_tensor *model_wfile_tensors(const op_model *m)
+{
+	op_wfile_tensor *t = malloc((size_t)(m->n_tensors ? m->n_tensors : 1) * sizeof *t);
+	for (int j = 0; t && j < m->n_tensors; j++)
+		t[j] = (op_wfile_tensor){m->tensors[j].type, m->tensors[j].rows, m->tensors[j].K};
+	return t;
+}
+
+static void layout_hash(const op_model *m, unsigned char out[32])
+{
+	op_wfile_tensor *t = model_wfile_tensors(m);
+	if (t == NULL) { /* out of memory: a hash no file has */
+		memset(out, 0xff, 32);
+		return;
+	}
+	wfile_hash(m->a.d_model, m->a.vocab, m->a.n_layers, t, m->n_tensors, out);
+	free(t);
+}
+
+/* Rows of the model's tensors, unpacked from the runtime layout. */
+static void model_row(void *ctx, int j, int64_t r, void *out)
+{
+	const op_model *m = ctx;
+	const fill_job *t = &m->tensors[j];
+	op_wmat_unpack_row(t->type, t->dst, t->rows, t->K, r, out);
+}
+
+int op_model_save_weights(const op_model *m, const char *path, tl_err *err)
+{
+	op_wfile_tensor *t = model_wfile_tensors(m);
+	if (t == NULL)
+		return tl_err_set(err, TL_ENOMEM, "weights %s: out of memory", path);
+	int rc = op_weights_write(path, m->a.d_model, m->a.vocab, m->a.n_layers, t, m->n_tensors,
+	                          model_row, (void *)m, err);
+	free(t);
+	return rc;
 }
 
 static int load_weights(op_model *m, const char *path, tl_err *err)

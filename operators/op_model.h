@@ -71,6 +71,20 @@ void op_model_free(op_model *m);
  * tensor where a file is truncated. TL_EIO when the file cannot be written
  * (nothing is left behind). */
 int op_model_save_weights(const op_model *m, const char *path, tl_err *err);
+
+/* The file writer itself, for producers of weights other than a runtime
+ * model (the trainer): tensors t[0..n) in the model's layout order (as
+ * op_model_create lays them out for the arch), each row supplied as plain
+ * bytes (op_row_bytes(dtype, K)) by row_fn(ctx, tensor, row, out). A file
+ * written here loads into op_model_create exactly when the tensors match. */
+typedef struct op_wfile_tensor {
+	enum op_dtype dtype;
+	int64_t rows, K;
+} op_wfile_tensor;
+typedef void (*op_wfile_row_fn)(void *ctx, int tensor, int64_t row, void *out);
+int op_weights_write(const char *path, uint64_t d_model, uint64_t vocab, int n_layers,
+                     const op_wfile_tensor *t, int n, op_wfile_row_fn row_fn, void *ctx,
+                     tl_err *err);
 op_model_bytes op_model_get_bytes(const op_model *m);
 
 /* Forget the sequence: empty caches and states. */

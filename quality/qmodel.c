@@ -23,6 +23,7 @@
  */
 #include "quality.h"
 #include "qual_int.h"
+#include "op_model.h"
 
 #include <errno.h>
 #include <math.h>
@@ -390,47 +391,26 @@ const float *qual_model_logits(const qual_model *m)
 
 /* ---- weights file (tailor-weights/1, see operators/model.c) ------------------------- */
 
+/* Rows of the trainer's f32 tensors. */
+static void qual_row(void *ctx, int j, int64_t r, void *out)
+{
+	const qual_model *m = ctx;
+	memcpy(out, m->params + m->t[j].off + r * m->t[j].cols, (size_t)m->t[j].cols * sizeof(float));
+}
+
 int qual_model_save_weights(const qual_model *m, const char *path, tl_err *err)
 {
-	/* The layout hash: SHA-256 of (d, vocab, layers) as u64 and, per tensor,
-	 * (dtype u32, pad u32, rows i64, cols i64); every tensor is f32 (0). */
-	struct th {
-		uint32_t dtype, pad;
-		int64_t rows, K;
-	};
-	tl_sha256 h;
-	tl_sha256_init(&h);
-	uint64_t dims[3] = {m->a.d_model, m->a.vocab, (uint64_t)m->a.n_layers};
-	tl_sha256_update(&h, dims, sizeof dims);
-	for (int j = 0; j < m->nt; j++) {
-		struct th t = {(uint32_t)OP_F32, 0, m->t[j].rows, m->t[j].cols};
-		tl_sha256_update(&h, &t, sizeof t);
-	}
-	unsigned char lh[32];
-	tl_sha256_final(&h, lh);
-	FILE *f = fopen(path, "wb");
-	if (f == NULL)
-		return tl_err_setsub(err, TL_EIO, errno, "weights %s: cannot create: %s", path,
-		                     strerror(errno));
-	uint32_t hdr[2] = {1u, (uint32_t)m->nt};
-	bool ok = fwrite("TLWEIGHT", 8, 1, f) == 1 && fwrite(hdr, sizeof hdr, 1, f) == 1 &&
-	          fwrite(lh, 32, 1, f) == 1;
-	for (int j = 0; ok && j < m->nt; j++) {
-		struct th t = {(uint32_t)OP_F32, 0, m->t[j].rows, m->t[j].cols};
-		ok = fwrite(&t, sizeof t, 1, f) == 1 &&
-		     fwrite(m->params + m->t[j].off, sizeof(float), (size_t)(t.rows * t.K), f) ==
-		             (size_t)(t.rows * t.K);
-	}
-	int e = errno;
-	if (fclose(f) != 0 && ok) {
-		ok = false;
-		e = errno;
-	}
-	if (!ok) {
-		remove(path);
-		return tl_err_setsub(err, TL_EIO, e, "weights %s: write failed: %s", path, strerror(e));
-	}
-	return 0;
+	/* the runtime's writer: the trainer's tensors follow the runtime's
+	 * layout order, every one f32 */
+	op_wfile_tensor *t = malloc((size_t)(m->nt ? m->nt : 1) * sizeof *t);
+	if (t == NULL)
+		return tl_err_set(err, TL_ENOMEM, "weights %s: out of memory", path);
+	for (int j = 0; j < m->nt; j++)
+		t[j] = (op_wfile_tensor){OP_F32, m->t[j].rows, m->t[j].cols};
+	int rc = op_weights_write(path, m->a.d_model, m->a.vocab, m->a.n_layers, t, m->nt, qual_row,
+	                          (void *)m, err);
+	free(t);
+	return rc;
 }
 
 /* ---- pieces: norms ------------------------------------------------------------------ */
