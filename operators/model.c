@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct layer_w {
 	float *norm;                  /* (d) pre-norm gain                         */
@@ -71,6 +72,9 @@ struct op_model {
 	size_t abytes;
 	float *x, *xn, *feat, *grp[OP_NGROUPS], *tmp, *y, *o, *logits, *mix_scratch;
 	void *mm_scratch;
+	/* per-layer accounting (op_model_layer_bytes) and timing */
+	size_t layer_wbytes[OP_MAX_LAYERS], layer_sbytes[OP_MAX_LAYERS];
+	double *layer_ms; /* NULL, or n_layers + 1 accumulators (op_model_time_layers) */
 };
 
 op_model_cfg op_model_cfg_default(void)
@@ -427,6 +431,7 @@ static void layout_weights(op_model *m, arena *ar, fill_job *jobs, int *n_jobs)
 	for (int i = 0; i < a->n_layers; i++) {
 		const op_layer *l = &a->layers[i];
 		layer_w *w = &m->lw[i];
+		size_t off0 = ar->off;
 		memset(w, 0, sizeof *w);
 		w->norm = take(ar, (size_t)d * sizeof(float));
 		JOB(w->norm, OP_F32, 1, d, true);
@@ -499,6 +504,7 @@ static void layout_weights(op_model *m, arena *ar, fill_job *jobs, int *n_jobs)
 		w->otype = mat_type(c->wtype, l->inner);
 		w->out = take(ar, mat_bytes(w->otype, d, l->inner));
 		JOB(w->out, w->otype, d, l->inner, false);
+		m->layer_wbytes[i] = ar->off - off0;
 	}
 #undef JOB
 	*n_jobs = nj;
@@ -541,6 +547,7 @@ static void layout_state(op_model *m, arena *ar)
 	for (int i = 0; i < a->n_layers; i++) {
 		const op_layer *l = &a->layers[i];
 		layer_s *s = &m->ls[i];
+		size_t off0 = ar->off;
 		memset(s, 0, sizeof *s);
 		if (l->structure == OP_DENSE) {
 			/* Rings of a windowed layer hold len + chunk - 1 positions so
@@ -584,16 +591,18 @@ static void layout_state(op_model *m, arena *ar)
 			if (m->has_sharer[i][g])
 				s->keep[g] = take(ar, (size_t)c->chunk * l->width[g] * sizeof(float));
 		}
+		m->layer_sbytes[i] = ar->off - off0;
 	}
 }
 
-static void layout_activations(op_model *m, arena *ar)
+/* Activations for layers [i0, i1) (the whole model: 0, n_layers). */
+static void layout_activations_of(op_model *m, arena *ar, int i0, int i1)
 {
 	const op_arch *a = &m->a;
 	int64_t T = m->cfg.chunk, d = a->d_model;
 	int64_t max_feat = 0, max_w = 0, max_inner = 0;
 	size_t max_mix = 0, max_mm = 0;
-	for (int i = 0; i < a->n_layers; i++) {
+	for (int i = i0; i < i1; i++) {
 		const op_layer *l = &a->layers[i];
 		int64_t f = 0;
 		for (int g = 0; g < OP_NGROUPS; g++) {
@@ -643,6 +652,11 @@ static void layout_activations(op_model *m, arena *ar)
 	m->logits = take(ar, (size_t)a->vocab * sizeof(float));
 	m->mix_scratch = take(ar, max_mix);
 	m->mm_scratch = take(ar, max_mm);
+}
+
+static void layout_activations(op_model *m, arena *ar)
+{
+	layout_activations_of(m, ar, 0, m->a.n_layers);
 }
 
 static void *alloc_block(size_t n)
@@ -760,6 +774,31 @@ op_model_bytes op_model_get_bytes(const op_model *m)
 {
 	op_model_bytes b = {m->wbytes, m->sbytes, m->abytes};
 	return b;
+}
+
+int op_model_layer_bytes(const op_model *m, int i, op_model_bytes *out)
+{
+	if (i < 0 || i >= m->a.n_layers)
+		return TL_EINVAL;
+	/* the activations a model of this layer alone would need: a model's
+	 * are those of its most demanding layer (each buffer is sized by the
+	 * widest layer that uses it) */
+	op_model *tmp = malloc(sizeof *tmp); /* the counting pass writes (NULL) pointers */
+	if (tmp == NULL)
+		return TL_ENOMEM;
+	memcpy(tmp, m, sizeof *tmp);
+	arena ar = {0};
+	layout_activations_of(tmp, &ar, i, i + 1);
+	free(tmp);
+	out->weights = m->layer_wbytes[i];
+	out->state = m->layer_sbytes[i];
+	out->activations = ar.off;
+	return 0;
+}
+
+void op_model_time_layers(op_model *m, double *ms)
+{
+	m->layer_ms = ms;
 }
 
 int64_t op_model_pos(const op_model *m)
@@ -1007,15 +1046,35 @@ static void head(op_model *m, int row, float *logits)
 	matmul(m, m->etype, m->embed, m->a.vocab, d, m->xn, 1, logits);
 }
 
+static double clock_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec * 1e-6;
+}
+
 static int forward(op_model *m, const int32_t *tokens, int T, float *logits, tl_err *err)
 {
+	double *ms = m->layer_ms;
+	int n = m->a.n_layers;
+	double t0 = ms ? clock_ms() : 0;
 	embed_rows(m, tokens, T);
-	for (int i = 0; i < m->a.n_layers; i++)
+	for (int i = 0; i < n; i++) {
+		double t1 = ms ? clock_ms() : 0;
+		if (ms)
+			ms[n] += t1 - t0; /* the embedding, or the layer loop's own time */
 		if (layer_forward(m, i, T, m->pos, err) < 0)
 			return TL_EINVAL;
+		if (ms) {
+			t0 = clock_ms();
+			ms[i] += t0 - t1;
+		}
+	}
 	m->pos += T;
 	if (logits)
 		head(m, T - 1, logits);
+	if (ms)
+		ms[n] += clock_ms() - t0;
 	return 0;
 }
 

@@ -86,6 +86,19 @@ int op_weights_write(const char *path, uint64_t d_model, uint64_t vocab, int n_l
                      const op_wfile_tensor *t, int n, op_wfile_row_fn row_fn, void *ctx,
                      tl_err *err);
 op_model_bytes op_model_get_bytes(const op_model *m);
+/* What layer i holds by itself: the weights it owns (shared projections
+ * are counted at their owner), its state at the model's context, and the
+ * activations a model of this layer alone would need (a model's are those
+ * of its most demanding layer, as every buffer is sized by the widest layer
+ * using it). The operator tables (profiler/optable.h) store these per
+ * layer configuration. TL_EINVAL when i is not a layer, TL_ENOMEM. */
+int op_model_layer_bytes(const op_model *m, int i, op_model_bytes *out);
+/* Time every layer of the following prefills and decodes: ms[i] (i <
+ * n_layers) accumulates layer i's wall time in milliseconds and
+ * ms[n_layers] everything else of the forward pass (embedding, final norm,
+ * LM head). The caller zeroes ms; NULL stops timing. A clock read per layer
+ * (tens of ns) is the only cost. */
+void op_model_time_layers(op_model *m, double *ms);
 
 /* Forget the sequence: empty caches and states. */
 void op_model_reset(op_model *m);

@@ -89,6 +89,7 @@ typedef struct bench_opts {
 	int probe;             /* --probe: machine probes instead of a model run   */
 	const char *weights;   /* --weights: load instead of drawing               */
 	const char *save;      /* --save-weights: write the weights after building */
+	int layer_times;       /* --layer-times: time every layer (operator tables) */
 } bench_opts;
 
 /* One repeat's figures. */
@@ -134,6 +135,10 @@ static void help(FILE *f)
 	        "  --weights FILE  load the weights from FILE (tailor-weights/1, written by\n"
 	        "                  --save-weights for the same arch and --quant)\n"
 	        "  --save-weights FILE  write the model's weights to FILE, then measure\n"
+	        "  --layer-times   also time every layer: layer_prefill_ms (the prompt's\n"
+	        "                  total), layer_decode_ms (median over the steps), medians\n"
+	        "                  over the repeats, and each layer's weight, state and\n"
+	        "                  activation bytes (what `tailor device profile-ops` reads)\n"
 	        "  --probe         measure read/copy bandwidth and the FMA and int8-dot peaks\n"
 	        "  --json          JSON output (the only format; accepted for symmetry)\n"
 	        "  -V, --version   print the version\n"
@@ -201,7 +206,8 @@ static int parse_args(bench_opts *o, int argc, char **argv)
 		{"repeat", required_argument, NULL, 'r'}, {"probe", no_argument, NULL, 'P'},
 		{"json", no_argument, NULL, 'j'},         {"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},      {"weights", required_argument, NULL, 'w'},
-		{"save-weights", required_argument, NULL, 'W'}, {NULL, 0, NULL, 0},
+		{"save-weights", required_argument, NULL, 'W'},
+		{"layer-times", no_argument, NULL, 'L'},  {NULL, 0, NULL, 0},
 	};
 	tl_err err = TL_ERR_INIT;
 	int c;
@@ -251,6 +257,7 @@ static int parse_args(bench_opts *o, int argc, char **argv)
 		case 'P': o->probe = 1; break;
 		case 'w': o->weights = optarg; break;
 		case 'W': o->save = optarg; break;
+		case 'L': o->layer_times = 1; break;
 		case 'j': break;
 		case 'h': help(stdout); return -1;
 		case 'V': printf("tailor-bench %s (build %s)\n", TAILOR_VERSION, TAILOR_BUILD_ID); return -1;
@@ -443,23 +450,41 @@ static int run_probe(const bench_opts *o)
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* Per-layer times of one repeat (--layer-times): pre[L + 1] the prefill's
+ * (op_model_time_layers' accumulators), dec[L + 1] the median over the
+ * decode steps, scratch (gen x (L + 1)) the steps' own. NULL: not timed. */
+typedef struct layer_clock {
+	double *pre, *dec, *scratch, *col;
+} layer_clock;
+
 /* One repeat: reset, fill, prefill, decode. ids gets gen + 1 tokens. */
 static int run_once(bench_run *r, op_model *m, const op_arch *a, const bench_opts *o,
-                    const int32_t *prompt, float *logits, double *steps, int32_t *ids, tl_err *err)
+                    const int32_t *prompt, float *logits, double *steps, int32_t *ids,
+                    const layer_clock *lc, tl_err *err)
 {
+	size_t nl = (size_t)a->n_layers + 1;
 	op_model_reset(m);
 	double t0 = now_ms();
 	if (o->depth > 0 && op_model_fill_depth(m, o->depth, err) < 0)
 		return TL_EFAIL;
+	if (lc) {
+		memset(lc->pre, 0, nl * sizeof *lc->pre);
+		op_model_time_layers(m, lc->pre);
+	}
 	double t1 = now_ms();
 	if (op_model_prefill(m, prompt, o->prompt, logits, err) < 0)
 		return TL_EFAIL;
 	double t2 = now_ms();
+	op_model_time_layers(m, NULL);
 	int32_t tok = op_argmax(logits, (int)a->vocab);
 	double t3 = now_ms();
 	ids[0] = tok;
 	double total = 0;
 	for (int64_t i = 0; i < o->gen; i++) {
+		if (lc) {
+			memset(lc->scratch + (size_t)i * nl, 0, nl * sizeof *lc->scratch);
+			op_model_time_layers(m, lc->scratch + (size_t)i * nl);
+		}
 		double s0 = now_ms();
 		if (op_model_decode(m, tok, logits, err) < 0)
 			return TL_EFAIL;
@@ -467,6 +492,14 @@ static int run_once(bench_run *r, op_model *m, const op_arch *a, const bench_opt
 		steps[i] = now_ms() - s0;
 		total += steps[i];
 		ids[i + 1] = tok;
+	}
+	op_model_time_layers(m, NULL);
+	if (lc) {
+		for (size_t j = 0; j < nl; j++) {
+			for (int64_t i = 0; i < o->gen; i++)
+				lc->col[i] = lc->scratch[(size_t)i * nl + j];
+			lc->dec[j] = median(lc->col, o->gen);
+		}
 	}
 	r->fill_ms = t1 - t0;
 	r->prefill_ms = t2 - t1;
@@ -521,6 +554,7 @@ int main(int argc, char **argv)
 	float *logits = NULL;
 	double *steps = NULL;
 	bench_run *runs = NULL;
+	double *lt = NULL; /* --layer-times: pre and dec of every repeat, scratch, col */
 	int rc = 1;
 
 	if (parse_quant(&o.wtype, TAILOR_BENCH_QUANT) < 0)
@@ -591,9 +625,26 @@ int main(int argc, char **argv)
 	for (int64_t i = 0; i < o.prompt; i++)
 		prompt[i] = (int32_t)tl_rng_bounded(&rng, a->vocab);
 
+	size_t nl = (size_t)a->n_layers + 1;
+	if (o.layer_times) {
+		lt = malloc(((size_t)o.repeat * 2 * nl + (size_t)o.gen * nl + (size_t)o.gen +
+		             (size_t)o.repeat) * sizeof *lt);
+		if (lt == NULL) {
+			tl_err_set(&err, TL_ENOMEM, "bench: out of memory for the layer times");
+			goto out;
+		}
+	}
 	bool deterministic = true;
 	for (int64_t r = 0; r < o.repeat; r++) {
-		if (run_once(&runs[r], m, a, &o, prompt, logits, steps, r ? ids : ids0, &err) < 0) {
+		layer_clock lc = {0};
+		if (lt) {
+			lc.pre = lt + (size_t)r * nl;
+			lc.dec = lt + (size_t)(o.repeat + r) * nl;
+			lc.scratch = lt + (size_t)o.repeat * 2 * nl;
+			lc.col = lc.scratch + (size_t)o.gen * nl;
+		}
+		if (run_once(&runs[r], m, a, &o, prompt, logits, steps, r ? ids : ids0, lt ? &lc : NULL,
+		             &err) < 0) {
 			tl_err_prefix(&err, "bench: %s: repeat %lld", arch_source, (long long)r + 1);
 			goto out;
 		}
@@ -652,6 +703,42 @@ int main(int argc, char **argv)
 	print_opt_bytes("rss_after_init_bytes", rss_init);
 	printf(",\"weight_bytes\":%zu,\"cache_bytes\":%zu,\"activation_bytes\":%zu", mb.weights,
 	       mb.state, mb.activations);
+	if (lt) {
+		/* medians over the repeats, layer by layer; "rest": the embedding,
+		 * final norm and LM head (the argmax and the loop are outside) */
+		double *med = lt + (size_t)o.repeat * 2 * nl + (size_t)o.gen * nl + (size_t)o.gen;
+		const char *names[2] = {"layer_prefill_ms", "layer_decode_ms"};
+		double rest[2];
+		for (int k = 0; k < 2; k++) {
+			printf(",\"%s\":[", names[k]);
+			for (size_t j = 0; j < nl; j++) {
+				for (int64_t r = 0; r < o.repeat; r++)
+					med[r] = lt[(size_t)(k * o.repeat + r) * nl + j];
+				double v = median(med, o.repeat);
+				if (j + 1 < nl)
+					printf("%s%.6g", j ? "," : "", v);
+				else
+					rest[k] = v;
+			}
+			printf("]");
+		}
+		print_num("rest_prefill_ms", rest[0]);
+		print_num("rest_decode_ms", rest[1]);
+		const char *bnames[3] = {"layer_weight_bytes", "layer_state_bytes", "layer_act_bytes"};
+		for (int k = 0; k < 3; k++) {
+			printf(",\"%s\":[", bnames[k]);
+			for (int i = 0; i < a->n_layers; i++) {
+				op_model_bytes lb = {0};
+				if (op_model_layer_bytes(m, i, &lb) < 0) {
+					tl_err_set(&err, TL_ENOMEM, "bench: out of memory");
+					goto out;
+				}
+				size_t v = k == 0 ? lb.weights : k == 1 ? lb.state : lb.activations;
+				printf("%s%zu", i ? "," : "", v);
+			}
+			printf("]");
+		}
+	}
 	print_str("tokens_checksum", runs[0].checksum);
 	printf(",\"tokens_n\":%lld,\"tokens_first\":[", (long long)(o.gen + 1));
 	for (int64_t i = 0; i <= o.gen && i < BENCH_FIRST_IDS; i++)
@@ -673,6 +760,7 @@ out:
 	if (rc != 0)
 		rc = fail(&err);
 free_all:
+	free(lt);
 	free(runs);
 	free(steps);
 	free(logits);
