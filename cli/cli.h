@@ -101,6 +101,27 @@ int cli_measure_device(const char *db_path, const char *name, const char *arch_t
                        const char *genome_text, const cli_dev_bench_args *a, struct cJSON **result,
                        tl_err *err);
 
+/* Run the harness of work dir wd on a device under protocol p (one shape:
+ * the caller puts it in hargs, the arguments after the binary, NULL-ended):
+ * the device's run prefix (or the protocol's pin), the thermal gate,
+ * warm-ups, repeats, re-measurement. res is filled (prof_result_free);
+ * failure gets the kind of a failure (timeout, lost, harness, output). */
+struct prof_protocol;
+struct prof_result;
+struct db_device;
+int cli_dev_measure(struct dev_session *s, const struct db_device *d, const char *wd,
+                    const char *const *hargs, const struct prof_protocol *p, double timeout_s,
+                    struct prof_result *res, char failure[16], tl_err *err);
+
+/* Apply a device's protocol overrides (db_device.protocol, set by `device add
+ * --protocol`) to *p (cli/cmd_device.c): every key of the device's JSON
+ * except "shapes" (the shapes measured are the command's or the run's). The
+ * order of a measurement on a device: defaults, this, then the command's or
+ * run's protocol, then command-line flags. A device without overrides leaves
+ * *p unchanged. 0, or a TL_E* code with one line naming the device
+ * ("device pixel7: protocol: $.delay_s: ..."); *p is unchanged on failure. */
+int cli_device_protocol(struct prof_protocol *p, const struct db_device *d, tl_err *err);
+
 /* The command groups. */
 int cmd_db(int argc, char **argv, cli_ctx *ctx);
 int cmd_genome(int argc, char **argv, cli_ctx *ctx);
@@ -112,5 +133,14 @@ int cmd_run(int argc, char **argv, cli_ctx *ctx);
 /* query, frontier and export (argv[0] says which) */
 int cmd_query(int argc, char **argv, cli_ctx *ctx);
 int cmd_report(int argc, char **argv, cli_ctx *ctx);
+/* cli/cmd_predict.c: `tailor device profile-ops` and `tailor predict` */
+int cmd_profile_ops(int argc, char **argv, cli_ctx *ctx);
+/* A prediction for the search engine (evaluation "predict"): its own
+ * connection, the device's newest table for the space (else its newest),
+ * the prediction stored; v = TTFT ms, decode ms, peak RSS bytes. */
+int cli_predict_device(const char *db_path, const char *device, const char *space_hash,
+                       const char *arch_text, const char *genome_text, int prompt, int gen,
+                       int depth, double v[3], tl_err *err);
+int cmd_predict(int argc, char **argv, cli_ctx *ctx);
 
 #endif

@@ -12,6 +12,7 @@
  *   device probe NAME... [--no-bandwidth] [--timeout SEC]
  *   device trust NAME [--fingerprint SHA256:...] [--replace] [--yes]
  *   device remove NAME / enable NAME / disable NAME
+ *   device set-protocol NAME FILE|-  the device's protocol overrides ('-': none)
  */
 #include "cli.h"
 #include "db.h"
@@ -41,6 +42,9 @@ static void device_help(FILE *f)
 	    "       tailor [--db PATH] device probe NAME... [--no-bandwidth] [--timeout SEC]\n"
 	    "       tailor [--db PATH] device trust NAME [--fingerprint FP] [--replace] [--yes]\n"
 	    "       tailor [--db PATH] device remove|enable|disable NAME\n"
+	    "       tailor [--db PATH] device set-protocol NAME FILE|-\n"
+	    "       tailor [--db PATH] device profile-ops NAME --space FILE [OPTIONS]\n"
+	    "                          (operator tables: see 'device profile-ops --help')\n"
 	    "\n"
 	    "The device lab: machines candidates are measured on (docs/devices.md).\n"
 	    "'local' (this machine) always exists. A device is reached over SSH, or is a\n"
@@ -71,10 +75,18 @@ static void device_help(FILE *f)
 	    "  --work-root DIR      where per-run work dirs are made on the device\n"
 	    "                       (default ~/.cache/tailor; adb: /data/local/tmp)\n"
 	    "  --timeout SEC        connect and read timeout (default %d)\n"
+	    "  --protocol FILE      the device's measurement-protocol overrides: a JSON\n"
+	    "                       object of protocol keys (e.g. {\"delay_s\": 2,\n"
+	    "                       \"thermal\": {\"max_temp_c\": 60}}), applied before a\n"
+	    "                       command's or run's protocol and flags; its \"shapes\"\n"
+	    "                       are not used (docs/devices.md, Measurement protocol)\n"
 	    "  --disabled           register it disabled\n"
 	    "  --file FILE          add the devices of a JSON file: {\"devices\": [{\"name\":\n"
 	    "                       ..., \"host\": ..., ...}]}, keys as the options above\n"
-	    "                       with _ for -, \"labels\" an array; all or none are added\n"
+	    "                       with _ for -, \"labels\" an array, \"protocol\" an\n"
+	    "                       object; all or none are added\n"
+	    "\n"
+	    "set-protocol replaces a device's protocol overrides with FILE's ('-': none).\n"
 	    "\n"
 	    "other options:\n"
 	    "  --json               machine-readable output (list, show)\n"
@@ -216,6 +228,73 @@ static const char *or_dash(const char *s)
 	return s && *s ? s : "-";
 }
 
+/* A device's protocol overrides (the JSON object `json`): checked by
+ * prof_protocol_parse over the defaults (an unknown key, a wrong type or a
+ * value out of range is one line naming the JSON path), then stored as
+ * given, re-printed compactly, in out (db_device.protocol). *shapes says
+ * whether it lists "shapes" (kept, but never used for measuring). */
+static int device_protocol_text(char *out, size_t n, const char *json, bool *shapes,
+                                tl_err *err)
+{
+	prof_protocol p;
+	prof_protocol_init(&p);
+	*shapes = false;
+	int rc = prof_protocol_parse(&p, json, err);
+	if (rc < 0)
+		return rc;
+	cJSON *j = cJSON_Parse(json);
+	char *s = j ? cJSON_PrintUnformatted(j) : NULL;
+	*shapes = cJSON_GetObjectItemCaseSensitive(j, "shapes") != NULL;
+	cJSON_Delete(j);
+	if (s == NULL)
+		return tl_err_set(err, TL_ENOMEM, "protocol: out of memory");
+	size_t len = tl_strlcpy(out, s, n);
+	free(s);
+	if (len >= n) {
+		out[0] = '\0';
+		return tl_err_set(err, TL_EINVAL,
+		                  "protocol: %zu characters once compacted: a device keeps at most "
+		                  "%zu",
+		                  len, n - 1);
+	}
+	return 0;
+}
+
+/* The same for a file; errors start with its path, as prof_protocol_load's. */
+static int device_protocol_file(char *out, size_t n, const char *path, bool *shapes,
+                                tl_err *err)
+{
+	char *text = NULL;
+	size_t len = 0;
+	*shapes = false;
+	int rc = tl_file_read(&text, &len, path, 1u << 20, err);
+	if (rc < 0)
+		return rc;
+	rc = device_protocol_text(out, n, text, shapes, err);
+	free(text);
+	if (rc < 0)
+		tl_err_prefix(err, "%s", path);
+	return rc;
+}
+
+int cli_device_protocol(prof_protocol *p, const db_device *d, tl_err *err)
+{
+	if (d->protocol[0] == '\0')
+		return 0;
+	prof_protocol q = *p;
+	int rc = prof_protocol_parse(&q, d->protocol, err);
+	if (rc < 0) {
+		tl_err_prefix(err, "device %s", d->name);
+		return rc;
+	}
+	/* The shapes stay the caller's: what a command or a search measures is
+	 * its own business, not the device's. */
+	q.n_shapes = p->n_shapes;
+	memcpy(q.shapes, p->shapes, sizeof q.shapes);
+	*p = q;
+	return 0;
+}
+
 /* ---- add ------------------------------------------------------------------------ */
 
 /* Fill d from one JSON object of a devices file; usage errors name it. */
@@ -309,13 +388,35 @@ static int device_from_json(db_device *d, const cJSON *o, const char *file, int 
 					return CLI_USAGE;
 			}
 		}
+		if (strcmp(k, "protocol") == 0) {
+			known = true;
+			if (!cJSON_IsObject(it))
+				return cli_usage("device",
+				                 "%s.protocol: give an object of protocol settings "
+				                 "(docs/devices.md, Measurement protocol)",
+				                 where);
+			tl_err err = TL_ERR_INIT;
+			bool shapes;
+			char *text = cJSON_PrintUnformatted(it);
+			int rc = text ? device_protocol_text(d->protocol, sizeof d->protocol, text,
+			                                     &shapes, &err)
+			              : tl_err_set(&err, TL_ENOMEM, "protocol: out of memory");
+			free(text);
+			if (rc < 0) {
+				/* "FILE: devices[0].protocol: $.delay_s: ..." */
+				const char *m = err.msg;
+				if (strncmp(m, "protocol: ", 10) == 0)
+					m += 10;
+				return cli_usage("device", "%s.protocol: %s", where, m);
+			}
+		}
 		if (!known)
 			return cli_usage(
 			    "device",
 			    "%s: unknown key '%s' (name, transport, host, port, user, key, "
 			    "agent, known_hosts, serial, adb, arch, cc, cflags, "
 			    "compile_on_device, run_prefix, threads, labels, work_root, "
-			    "timeout, enabled)",
+			    "timeout, enabled, protocol)",
 			    where, k);
 	}
 	if (d->name[0] == '\0')
@@ -396,12 +497,17 @@ static int add_file(db_conn *db, const char *file)
 	return CLI_OK;
 }
 
-static int do_add(db_conn *db, db_device *d, const char *file, int nargs, char **args)
+static int do_add(db_conn *db, db_device *d, const char *file, const char *protocol_file,
+                  int nargs, char **args)
 {
 	tl_err err = TL_ERR_INIT;
+	bool shapes = false;
 	if (file) {
 		if (nargs > 0)
 			return cli_usage("device", "add --file takes no NAME ('%s')", args[0]);
+		if (protocol_file)
+			return cli_usage("device", "--protocol goes with 'add NAME' (in a --file, "
+			                           "give a device \"protocol\": {...})");
 		return add_file(db, file);
 	}
 	if (nargs < 1)
@@ -415,6 +521,11 @@ static int do_add(db_conn *db, db_device *d, const char *file, int nargs, char *
 		    "or digit",
 		    args[0]);
 	tl_strlcpy(d->name, args[0], sizeof d->name);
+	if (protocol_file &&
+	    device_protocol_file(d->protocol, sizeof d->protocol, protocol_file, &shapes, &err) < 0) {
+		tl_err_prefix(&err, "device add: %s: --protocol", d->name);
+		return cli_fail(&err);
+	}
 	if (d->transport[0] == '\0')
 		tl_strlcpy(d->transport,
 		           d->adb_serial[0] ? "adb"
@@ -429,10 +540,42 @@ static int do_add(db_conn *db, db_device *d, const char *file, int nargs, char *
 	char where[700];
 	dev_device_where(d, where, sizeof where);
 	printf("added %s (%s, %s)\n", d->name, d->transport, where);
+	if (d->protocol[0])
+		printf("protocol overrides: %s\n", d->protocol);
+	if (shapes)
+		printf("note: the protocol's \"shapes\" are kept but not used: bench and run "
+		       "measure the shapes of their own flags, protocol file or config\n");
 	if (strcmp(d->transport, "local") != 0)
 		printf("next: check its host key and accept it with 'tailor device trust %s', then "
 		       "'tailor device probe %s'\n",
 		       d->name, d->name);
+	return CLI_OK;
+}
+
+/* `device set-protocol NAME FILE|-`: replace the device's protocol overrides
+ * ('-': none); the other settings are written back as they were read. */
+static int do_set_protocol(db_conn *db, const char *name, const char *file)
+{
+	db_device d;
+	tl_err err = TL_ERR_INIT;
+	bool shapes = false;
+	if (db_device_get(db, name, &d, &err) < 0)
+		return cli_fail(&err);
+	if (strcmp(file, "-") == 0) {
+		d.protocol[0] = '\0';
+	} else if (device_protocol_file(d.protocol, sizeof d.protocol, file, &shapes, &err) < 0) {
+		tl_err_prefix(&err, "device set-protocol: %s", name);
+		return cli_fail(&err);
+	}
+	if (db_device_update(db, &d, &err) < 0)
+		return cli_fail(&err);
+	if (d.protocol[0])
+		printf("%s: protocol overrides %s\n", name, d.protocol);
+	else
+		printf("%s: no protocol overrides (the defaults)\n", name);
+	if (shapes)
+		printf("note: the protocol's \"shapes\" are kept but not used: bench and run "
+		       "measure the shapes of their own flags, protocol file or config\n");
 	return CLI_OK;
 }
 
@@ -487,6 +630,11 @@ static void json_device(cJSON *o, const db_device *d)
 		cJSON_AddItemToObject(o, "facts", facts);
 	else
 		cJSON_AddNullToObject(o, "facts");
+	cJSON *proto = d->protocol[0] ? cJSON_Parse(d->protocol) : NULL;
+	if (proto)
+		cJSON_AddItemToObject(o, "protocol", proto);
+	else
+		cJSON_AddNullToObject(o, "protocol");
 #undef OPT_STR
 }
 
@@ -573,6 +721,7 @@ static int do_show(db_conn *db, const char *name, bool json)
 	printf("labels        %s\n", d.labels);
 	printf("work root     %s\n", d.work_root[0] ? d.work_root : "default");
 	printf("timeout       %d s\n", d.timeout_s ? d.timeout_s : DEV_TIMEOUT_DEFAULT);
+	printf("protocol      %s\n", d.protocol[0] ? d.protocol : "defaults (no overrides)");
 	printf("enabled       %s\n", d.enabled ? "yes" : "no");
 	printf("status        %s (failures in a row: %d)\n", d.status, d.fail_streak);
 	printf("last seen     %s\n", or_dash(d.last_seen));
@@ -753,8 +902,26 @@ static int do_trust(db_conn *db, const char *name, const char *expect, bool repl
  * only fill, prefill and decode). Each shape of the protocol is one
  * measurement row; every run of every round is a measurement_repeats row. */
 
+/* What one device's rows are measured and stored under: the genome, the
+ * arguments, and the device's protocol (bench_protocol: the defaults, the
+ * device's overrides, the command's or run's protocol, the flags) with the
+ * text and hash stored per shape. Each job has its own, so two devices with
+ * different overrides each store what they really ran. The pool's context
+ * (bench_health: mu and db only) is one more. */
+typedef struct bench_ctx {
+	pthread_mutex_t *mu; /* shared by every job: the db connection and stdout */
+	db_conn *db;
+	const cli_dev_bench_args *a;
+	const char *arch_text;
+	char arch_hash[65];
+	prof_protocol proto;             /* this device's                      */
+	char *protocol[PROF_MAX_SHAPES]; /* stored per shape: JSON object      */
+	char protocol_hash[PROF_MAX_SHAPES][65];
+} bench_ctx;
+
 typedef struct bench_job {
 	const db_device *dev; /* in the caller's array                       */
+	bench_ctx c;          /* its context: its protocol, freed by the caller */
 	bool done, ok;
 	int n_ok;             /* shapes measured                             */
 	int64_t measurement_id[PROF_MAX_SHAPES]; /* 0: not stored           */
@@ -764,19 +931,6 @@ typedef struct bench_job {
 	                                 * harness JSON with the protocol's medians
 	                                 * and a "protocol_result" object     */
 } bench_job;
-
-typedef struct bench_ctx {
-	pthread_mutex_t mu; /* the db connection and stdout                */
-	db_conn *db;
-	const cli_dev_bench_args *a;
-	const char *arch_text;
-	char arch_hash[65];
-	prof_protocol proto;
-	char *protocol[PROF_MAX_SHAPES]; /* stored per shape: JSON object        */
-	char protocol_hash[PROF_MAX_SHAPES][65];
-	bench_job *jobs;
-	int n;
-} bench_ctx;
 
 static double jnum(const cJSON *j, const char *key)
 {
@@ -790,24 +944,37 @@ static int64_t jint(const cJSON *j, const char *key)
 	return isfinite(v) && v >= 0 ? (int64_t)v : -1;
 }
 
-/* The protocol of a bench: the defaults, the shape of --prompt/--gen/--depth,
- * then the --protocol file (its keys win, its shapes replace the flags'),
+/* The protocol of a bench on device d, each layer over the previous one
+ * (docs/devices.md, "Measurement protocol"): the defaults with the shape of
+ * --prompt/--gen/--depth; the device's overrides but their shapes
+ * (cli_device_protocol); the --protocol file (its keys win, its shapes
+ * replace the flags'); the search's bench.protocol (its shapes are not used);
  * then --warmup/--repeats/--cv/--min-time and --threads. */
-static int bench_protocol(prof_protocol *p, const cli_dev_bench_args *a, tl_err *err)
+static int bench_protocol(prof_protocol *p, const cli_dev_bench_args *a, const db_device *d,
+                          tl_err *err)
 {
 	int rc;
 	prof_protocol_init(p);
 	p->n_shapes = 1;
 	p->shapes[0] = (prof_shape){a->prompt, a->gen, a->depth};
-	if (a->protocol_file && (rc = prof_protocol_load(p, a->protocol_file, err)) < 0)
+	if ((rc = cli_device_protocol(p, d, err)) < 0)
 		return rc;
-	if (a->protocol_json) {
+	if (a->protocol_file)
+		rc = prof_protocol_load(p, a->protocol_file, err);
+	if (rc == 0 && a->protocol_json) {
 		prof_shape keep = p->shapes[0];
-		if ((rc = prof_protocol_parse(p, a->protocol_json, err)) < 0)
-			return rc;
 		/* the search measures its bench.prompt/gen/depth */
-		p->n_shapes = 1;
-		p->shapes[0] = keep;
+		if ((rc = prof_protocol_parse(p, a->protocol_json, err)) == 0) {
+			p->n_shapes = 1;
+			p->shapes[0] = keep;
+		}
+	}
+	if (rc < 0) {
+		/* it may clash with the device's settings (a max_repeats below the
+		 * device's repeats): say which device */
+		if (d->protocol[0])
+			tl_err_prefix(err, "device %s (over its own protocol)", d->name);
+		return rc;
 	}
 	int64_t v;
 	double x;
@@ -987,6 +1154,20 @@ static void bench_record(bench_ctx *c, bench_job *job, size_t shape, const db_de
 		m.cache_bytes = isfinite(last->cache_bytes) ? (int64_t)last->cache_bytes : -1;
 		m.cv = res->decode_ms_p50.cv;
 		m.remeasured = res->remeasured;
+		/* the spread behind the medians (non-finite: NULL, as bind does) */
+		m.ttft_ms_rep_p95 = res->ttft_ms.p95;
+		m.ttft_ms_rep_min = res->ttft_ms.min;
+		m.ttft_ms_rep_max = res->ttft_ms.max;
+		m.ttft_cv = res->ttft_ms.cv;
+		m.decode_ms_rep_p95 = res->decode_ms_p50.p95;
+		m.decode_ms_rep_min = res->decode_ms_p50.min;
+		m.decode_ms_rep_max = res->decode_ms_p50.max;
+		m.peak_rss_rep_min = isfinite(res->peak_rss_bytes.min)
+		                         ? (int64_t)llround(res->peak_rss_bytes.min)
+		                         : -1;
+		m.peak_rss_rep_max = isfinite(res->peak_rss_bytes.max)
+		                         ? (int64_t)llround(res->peak_rss_bytes.max)
+		                         : -1;
 		reps = calloc(res->n, sizeof *reps);
 		for (size_t i = 0; reps && i < res->n; i++) {
 			const prof_sample *s = &res->samples[i];
@@ -1177,11 +1358,39 @@ static int meas_run(void *vctx, prof_sample *out, tl_err *err)
 	return rc;
 }
 
+int cli_dev_measure(dev_session *s, const db_device *d, const char *wd,
+                    const char *const *hargs, const prof_protocol *p, double timeout_s,
+                    prof_result *res, char failure[16], tl_err *err)
+{
+	char *cmd = NULL;
+	const char *prefix = p->pin[0] ? p->pin : d->run_prefix;
+	memset(res, 0, sizeof *res);
+	failure[0] = '\0';
+	int rc = dev_prefix_append(&cmd, prefix, err);
+	if (rc == 0)
+		rc = dev_shell_append(&cmd, "./" OP_EMIT_BINARY, err);
+	for (size_t i = 0; rc == 0 && hargs[i]; i++)
+		rc = dev_shell_append(&cmd, hargs[i], err);
+	if (rc < 0) {
+		free(cmd);
+		tl_strlcpy(failure, "harness", 16);
+		return rc;
+	}
+	bench_meas m = {.s = s, .d = d, .wd = wd, .cmd = cmd, .timeout_s = timeout_s};
+	prof_ops ops = {.run = meas_run, .temp = meas_temp, .ctx = &m};
+	rc = prof_measure(res, p, &ops, err);
+	if (rc < 0)
+		tl_strlcpy(failure, m.failure[0] ? m.failure : "harness", 16);
+	free(cmd);
+	return rc;
+}
+
 static int bench_run(void *vctx, dev_session **session, const db_device *d, void *vjob)
 {
-	bench_ctx *c = vctx;
 	bench_job *job = vjob;
+	bench_ctx *c = &job->c; /* the device's protocol */
 	const cli_dev_bench_args *a = c->a;
+	(void)vctx;
 	const prof_protocol *p = &c->proto;
 	tl_err err = TL_ERR_INIT;
 	char wd[DEV_PATH_MAX] = "", build_hash[65] = "";
@@ -1253,9 +1462,9 @@ static int bench_run(void *vctx, dev_session **session, const db_device *d, void
 		char *fpj = fingerprint_json(fp, d, build_hash, prefix, res.samples[0].temp_before_c,
 		                             res.samples[res.n - 1].temp_after_c, result_json(&res));
 		cJSON *sum = summary_json(&res);
-		pthread_mutex_lock(&c->mu);
+		pthread_mutex_lock(c->mu);
 		bench_record(c, job, shape, d, build_hash, fpj, &res);
-		pthread_mutex_unlock(&c->mu);
+		pthread_mutex_unlock(c->mu);
 		free(fpj);
 		prof_result_free(&res);
 		if (!job->ok || sum == NULL) {
@@ -1281,7 +1490,7 @@ cleanup:
 		}
 	}
 record:
-	pthread_mutex_lock(&c->mu);
+	pthread_mutex_lock(c->mu);
 	if (!job->ok && !recorded && shape < p->n_shapes) {
 		char *fpj = fingerprint_json(fp, d, build_hash, prefix, t_before, NAN, NULL);
 		bench_record(c, job, shape, d, build_hash, fpj, NULL);
@@ -1289,7 +1498,7 @@ record:
 	}
 	bench_health_after(c, job, d, reachable);
 	job->done = true;
-	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(c->mu);
 	free(fp);
 	free(cmd);
 	return job->ok ? DEV_JOB_OK : ret == DEV_JOB_OK ? DEV_JOB_FAILED : ret;
@@ -1297,34 +1506,35 @@ record:
 
 static void bench_abandon(void *vctx, const db_device *d, void *vjob, const char *why)
 {
-	bench_ctx *c = vctx;
 	bench_job *job = vjob;
+	bench_ctx *c = &job->c;
 	tl_err err = TL_ERR_INIT;
+	(void)vctx;
 	tl_err_set(&err, TL_EFAIL, "bench: %s: not run: %s", job->dev->name, why);
 	job_fail(job, strstr(why, "in use") ? "busy" : "offline", &err);
-	pthread_mutex_lock(&c->mu);
+	pthread_mutex_lock(c->mu);
 	bench_record(c, job, 0, d ? d : job->dev, NULL, NULL, NULL);
 	bench_health_after(c, job, d ? d : job->dev, false);
 	job->done = true;
-	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(c->mu);
 }
 static void bench_health(void *vctx, const db_device *d, const char *status, int streak)
 {
-	bench_ctx *c = vctx;
+	bench_ctx *c = vctx; /* the pool's: mu and db */
 	char msg[200];
-	pthread_mutex_lock(&c->mu);
+	pthread_mutex_lock(c->mu);
 	db_device_set_health(c->db, d->id, status, streak, false, NULL);
 	snprintf(msg, sizeof msg, "device %s is %s after %d failures in a row", d->name, status,
 	         streak);
 	db_event_add(c->db, 0, d->id, strcmp(status, "offline") ? "info" : "warn",
 	             strcmp(status, "offline") ? "device.online" : "device.offline", msg, NULL,
 	             NULL);
-	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(c->mu);
 }
 
-static void print_job(const bench_ctx *c, const bench_job *job, bool json)
+static void print_job(const bench_job *job, bool json)
 {
-	const prof_protocol *p = &c->proto;
+	const prof_protocol *p = &job->c.proto;
 	if (json) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "device", job->dev->name);
@@ -1407,7 +1617,8 @@ int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *n
 	db_device *devs = NULL;
 	bench_job *jobs = NULL;
 	dev_pool *pool = NULL;
-	bench_ctx c;
+	pthread_mutex_t mu;
+	bench_ctx c; /* what the jobs share; the pool's context */
 	int rc = CLI_OK;
 
 	memset(&c, 0, sizeof c);
@@ -1454,22 +1665,26 @@ int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *n
 	if (db_genome_ensure(db, c.arch_hash, gtext, st.params, &err) < 0)
 		goto fail;
 
-	/* The protocol: what makes two measurements comparable. */
-	c.a = a;
-	if (bench_protocol(&c.proto, a, &err) < 0 || bench_protocols(&c, &err) < 0) {
-		if (err.code == TL_EUSAGE) {
-			rc = cli_usage("bench", "%s", err.msg);
-			goto out;
-		}
-		goto fail;
-	}
-
-	pthread_mutex_init(&c.mu, NULL);
+	c.mu = &mu;
 	c.db = db;
 	c.a = a;
 	c.arch_text = arch_text;
-	c.jobs = jobs;
-	c.n = n;
+	/* Each device's protocol (what makes two measurements comparable): the
+	 * command's over the device's own settings. All are checked before
+	 * anything runs. */
+	for (int i = 0; i < n; i++) {
+		jobs[i].c = c;
+		if (bench_protocol(&jobs[i].c.proto, a, &devs[i], &err) < 0 ||
+		    bench_protocols(&jobs[i].c, &err) < 0) {
+			if (err.code == TL_EUSAGE) {
+				rc = cli_usage("bench", "%s", err.msg);
+				goto out;
+			}
+			goto fail;
+		}
+	}
+
+	pthread_mutex_init(&mu, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	dev_pool_opts o = {.max_fail_streak = DEV_FAIL_STREAK_DEFAULT,
 	                   .max_attempts = 1,
@@ -1495,7 +1710,7 @@ int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *n
 			tl_err_set(&e, TL_EFAIL, "bench: %s: not run", devs[i].name);
 			job_fail(&jobs[i], "offline", &e);
 		}
-		print_job(&c, &jobs[i], a->json);
+		print_job(&jobs[i], a->json);
 		failed += !jobs[i].ok;
 	}
 	fflush(stdout);
@@ -1512,17 +1727,17 @@ int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *n
 fail_mu:
 	rc = cli_fail(&err);
 out_mu:
-	pthread_mutex_destroy(&c.mu);
+	pthread_mutex_destroy(&mu);
 	goto out;
 fail:
 	rc = cli_fail(&err);
 out:
 	dev_pool_free(pool);
 	for (int i = 0; jobs && i < n; i++)
-		for (int k = 0; k < PROF_MAX_SHAPES; k++)
+		for (int k = 0; k < PROF_MAX_SHAPES; k++) {
 			cJSON_Delete(jobs[i].result[k]);
-	for (int k = 0; k < PROF_MAX_SHAPES; k++)
-		free(c.protocol[k]);
+			free(jobs[i].c.protocol[k]);
+		}
 	db_close(db);
 	free(jobs);
 	free(devs);
@@ -1564,22 +1779,25 @@ int cmd_device(int argc, char **argv, cli_ctx *ctx)
 	    {"fingerprint", required_argument, NULL, 'G'},
 	    {"replace", no_argument, NULL, 'R'},
 	    {"yes", no_argument, NULL, 'y'},
+	    {"protocol", required_argument, NULL, 'Q'},
 	    {NULL, 0, NULL, 0},
 	};
-	const char *db_flag = ctx->db_flag, *file = NULL, *expect = NULL;
+	const char *db_flag = ctx->db_flag, *file = NULL, *expect = NULL, *protocol_file = NULL;
 	bool json = false, bandwidth = true, replace = false, yes = false;
 	bool add_opts = false; /* an option only `add` takes */
 	long long timeout = -1;
 	db_device d;
 	int c;
 
+	if (argc > 1 && strcmp(argv[1], "profile-ops") == 0)
+		return cmd_profile_ops(argc - 1, argv + 1, ctx);
 	db_device_init(&d);
 	d.transport[0] = '\0';
 	cli_opt_reset();
 	while ((c = cli_opt_next(argc, argv, "hj", longopts, "device")) != -1) {
 		long long v;
 		int bad = 0;
-		if (strchr("THpukAKsarcfCPtlwxF", c))
+		if (strchr("THpukAKsarcfCPtlwxFQ", c))
 			add_opts = true;
 		switch (c) {
 		case 'h':
@@ -1658,6 +1876,9 @@ int cmd_device(int argc, char **argv, cli_ctx *ctx)
 		case 'F':
 			file = optarg;
 			break;
+		case 'Q':
+			protocol_file = optarg;
+			break;
 		case 'B':
 			bandwidth = false;
 			break;
@@ -1678,12 +1899,12 @@ int cmd_device(int argc, char **argv, cli_ctx *ctx)
 	}
 	if (optind >= argc)
 		return cli_usage("device", "missing subcommand (add, list, show, probe, trust, "
-		                           "remove, enable or disable)");
+		                           "remove, enable, disable or set-protocol)");
 	const char *sub = argv[optind];
 	int nargs = argc - optind - 1;
 	char **args = argv + optind + 1;
-	static const char *const subs[] = {"add",   "list",   "show",   "probe",
-	                                   "trust", "remove", "enable", "disable"};
+	static const char *const subs[] = {"add",    "list",   "show",    "probe",       "trust",
+	                                   "remove", "enable", "disable", "set-protocol"};
 	size_t k;
 	for (k = 0; k < sizeof subs / sizeof subs[0]; k++)
 		if (strcmp(sub, subs[k]) == 0)
@@ -1691,8 +1912,9 @@ int cmd_device(int argc, char **argv, cli_ctx *ctx)
 	if (k == sizeof subs / sizeof subs[0])
 		return cli_usage("device",
 		                 "unknown subcommand '%s' (add, list, show, probe, trust, "
-		                 "remove, enable or disable)",
+		                 "remove, enable, disable or set-protocol)",
 		                 sub);
+	bool is_setp = strcmp(sub, "set-protocol") == 0;
 	bool is_add = strcmp(sub, "add") == 0;
 	if (add_opts && !is_add)
 		return cli_usage("device",
@@ -1712,7 +1934,10 @@ int cmd_device(int argc, char **argv, cli_ctx *ctx)
 		return cli_usage("device", "--timeout goes with add and probe");
 	if (!strcmp(sub, "list") && nargs > 0)
 		return cli_usage("device", "unexpected argument '%s'", args[0]);
-	if (!is_add && strcmp(sub, "list") && strcmp(sub, "probe") && nargs != 1)
+	if (is_setp && nargs != 2)
+		return nargs < 2 ? cli_usage("device", "set-protocol: give NAME and FILE ('-': none)")
+		                 : cli_usage("device", "unexpected argument '%s'", args[2]);
+	if (!is_add && !is_setp && strcmp(sub, "list") && strcmp(sub, "probe") && nargs != 1)
 		return nargs == 0 ? cli_usage("device", "%s: missing NAME", sub)
 		                  : cli_usage("device", "unexpected argument '%s'", args[1]);
 	if (!strcmp(sub, "probe") && nargs < 1)
@@ -1725,7 +1950,9 @@ int cmd_device(int argc, char **argv, cli_ctx *ctx)
 	signal(SIGPIPE, SIG_IGN); /* a dead peer is an error from libssh2, not a signal */
 	int rc = CLI_OK;
 	if (is_add) {
-		rc = do_add(db, &d, file, nargs, args);
+		rc = do_add(db, &d, file, protocol_file, nargs, args);
+	} else if (is_setp) {
+		rc = do_set_protocol(db, args[0], args[1]);
 	} else if (!strcmp(sub, "list")) {
 		rc = do_list(db, json);
 	} else if (!strcmp(sub, "show")) {
@@ -1770,11 +1997,11 @@ int cli_measure_device(const char *db_path, const char *name, const char *arch_t
 	db_conn *db = NULL;
 	db_device dev;
 	bench_job job;
-	bench_ctx c;
+	bench_ctx *c = &job.c; /* the device's; also the pool's context */
+	pthread_mutex_t mu;
 	dev_pool *pool = NULL;
 	int rc;
 	*result = NULL;
-	memset(&c, 0, sizeof c);
 	memset(&job, 0, sizeof job);
 	/* its own connection: the engine calls this from one thread per device */
 	if ((rc = db_open(&db, db_path, 0, err)) < 0)
@@ -1786,20 +2013,19 @@ int cli_measure_device(const char *db_path, const char *name, const char *arch_t
 		                name);
 		goto out;
 	}
-	tl_sha256_hex(arch_text, strlen(arch_text), c.arch_hash);
-	if ((rc = db_genome_ensure(db, c.arch_hash, genome_text, -1, err)) < 0)
+	tl_sha256_hex(arch_text, strlen(arch_text), c->arch_hash);
+	if ((rc = db_genome_ensure(db, c->arch_hash, genome_text, -1, err)) < 0)
 		goto out;
-	c.a = a;
-	if ((rc = bench_protocol(&c.proto, a, err)) < 0 || (rc = bench_protocols(&c, err)) < 0)
+	c->a = a;
+	/* the run's protocol over the device's own settings */
+	if ((rc = bench_protocol(&c->proto, a, &dev, err)) < 0 || (rc = bench_protocols(c, err)) < 0)
 		goto out;
 	/* the engine reads one result: one shape */
-	c.proto.n_shapes = 1;
-	pthread_mutex_init(&c.mu, NULL);
-	c.db = db;
-	c.a = a;
-	c.arch_text = arch_text;
-	c.jobs = &job;
-	c.n = 1;
+	c->proto.n_shapes = 1;
+	pthread_mutex_init(&mu, NULL);
+	c->mu = &mu;
+	c->db = db;
+	c->arch_text = arch_text;
 	job.dev = &dev;
 	dev_pool_opts o = {.max_fail_streak = DEV_FAIL_STREAK_DEFAULT,
 	                   .max_attempts = 1,
@@ -1807,22 +2033,23 @@ int cli_measure_device(const char *db_path, const char *name, const char *arch_t
 	                   .run = bench_run,
 	                   .abandon = bench_abandon,
 	                   .health = bench_health,
-	                   .ctx = &c};
+	                   .ctx = c};
 	if ((rc = dev_pool_create(&pool, &dev, 1, &o, err)) == 0 &&
 	    (rc = dev_pool_submit(pool, &job, dev.id, err)) == 0)
 		rc = dev_pool_run(pool, err);
-	pthread_mutex_destroy(&c.mu);
+	pthread_mutex_destroy(&mu);
 	if (rc == 0 && (!job.done || !job.ok))
 		rc = tl_err_set(err, TL_EFAIL, "%s", job.done ? job.error : "device not reached");
 	if (rc == 0) {
 		*result = job.result[0];
 		job.result[0] = NULL;
+		cJSON_AddNumberToObject(*result, "measurement_id", (double)job.measurement_id[0]);
 	}
 out:
 	dev_pool_free(pool);
 	for (int k = 0; k < PROF_MAX_SHAPES; k++) {
 		cJSON_Delete(job.result[k]);
-		free(c.protocol[k]);
+		free(c->protocol[k]);
 	}
 	db_close(db);
 	return rc;

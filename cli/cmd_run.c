@@ -140,6 +140,19 @@ static int on_measure(void *ctx, const char *device, const genome *g, const char
 {
 	live *L = ctx;
 	cJSON *j = NULL;
+	if (b->predict) {
+		/* from the device's operator table: no measurement */
+		char *text = genome_to_text(g);
+		double v[3];
+		int rc = cli_predict_device(L->db_path, device, b->space_hash, arch_text,
+		                            text ? text : "", b->prompt, b->gen, b->depth, v, err);
+		free(text);
+		if (rc < 0)
+			return rc;
+		*out = (ev_measured){v[0], v[1], v[2] / (1024.0 * 1024.0),
+		                     (double)b->prompt / (v[0] * 1e-3), 1e3 / v[1]};
+		return 0;
+	}
 	if (strcmp(device, "local") == 0 && b->protocol[0] == '\0') {
 		/* this machine: one arch-less harness serves every candidate */
 		cli_bench_args a = {b->quant, b->prompt, b->gen, b->depth, b->threads, b->repeat,

@@ -29,6 +29,7 @@ static const cli_cmd commands[] = {
 	{"query", "run a read-only SQL query on the results database", cmd_query},
 	{"export", "every candidate of a run as CSV, JSON or JSON lines", cmd_query},
 	{"report", "write a run's self-contained HTML report with plots", cmd_report},
+	{"predict", "predict a genome's latency and memory on a device from its operator table", cmd_predict},
 	{"db", "open, migrate and inspect the results database", cmd_db},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])

@@ -1,6 +1,7 @@
 /*
  * db/db.h: the results store. One SQLite file holds devices, runs, genomes,
- * candidates, measurements, quality results and events (DESIGN.md §8). This
+ * candidates, measurements, quality results, events, and operator latency
+ * tables with the predictions made from them (db_optables.h) (DESIGN.md §8). This
  * room is the only one that includes sqlite3.h; everyone else goes through
  * the functions below and never sees SQL.
  *
@@ -31,7 +32,7 @@
 typedef struct db_conn db_conn;
 
 /* The schema version this build writes: the number of the last migration. */
-#define DB_SCHEMA_VERSION 3
+#define DB_SCHEMA_VERSION 4
 
 /* Default busy timeout (ms): long enough to ride out another process's
  * commit of one generation, short enough that a wedged writer is reported. */
@@ -142,6 +143,10 @@ typedef struct db_device {
 	char host_key[128];      /* fingerprint accepted by trust, "" when none   */
 	char work_root[1024];    /* where run dirs are made; "": the default      */
 	int timeout_s;           /* connect/read timeout, s; 0: NULL (10 s)       */
+	/* The device's measurement-protocol overrides: a compact JSON object of
+	 * profiler/protocol.h keys, applied over the defaults and before the
+	 * command's or run's protocol; "": none (NULL). Since schema version 4. */
+	char protocol[2048];
 	char created_at[32], updated_at[32];
 } db_device;
 
@@ -157,7 +162,8 @@ int db_device_get_id(db_conn *db, int64_t id, db_device *out, tl_err *err);
 /* Every device, ordered by id: *out is a malloc'd array the caller frees. */
 int db_device_list(db_conn *db, db_device **out, size_t *n, tl_err *err);
 /* Rewrite the operator's columns of row d->id (connection settings,
- * toolchain, run prefix, threads, labels, enabled, work root, timeout). */
+ * toolchain, run prefix, threads, labels, enabled, work root, timeout,
+ * protocol). */
 int db_device_update(db_conn *db, const db_device *d, tl_err *err);
 /* Delete by name. `local` is refused by a trigger, a device with
  * measurements by a foreign key: both become TL_EINVAL with advice. */
@@ -195,13 +201,21 @@ typedef struct db_measurement {
 	int64_t peak_rss_bytes, weight_bytes, cache_bytes;
 	double cv;
 	int64_t remeasured;        /* >= 0                                       */
+	/* The spread of the final round's repeats (the medians above are over
+	 * them), as profiler/protocol.h prof_stats defines it: p95 by nearest
+	 * rank, min, max; CV = sample sd / mean. decode_ms_* are over the
+	 * repeats' decode_ms_p50, as cv is. Since schema version 4. */
+	double ttft_ms_rep_p95, ttft_ms_rep_min, ttft_ms_rep_max, ttft_cv;
+	double decode_ms_rep_p95, decode_ms_rep_min, decode_ms_rep_max;
+	int64_t peak_rss_rep_min, peak_rss_rep_max; /* bytes                     */
 	const char *status;        /* "ok" or "failed"                           */
 	const char *error;         /* one line when failed                       */
 	const char *failure;       /* kind when failed: build, connect, transfer,
 	                            * timeout, harness, output, lost, offline, busy */
 } db_measurement;
 
-/* An initialised measurement: every optional field NULL. */
+/* An initialised measurement: every optional field NULL (NaN, -1, 0 or
+ * NULL as the field's type says), status "failed". */
 void db_measurement_init(db_measurement *m);
 
 typedef struct db_repeat {
@@ -223,5 +237,12 @@ int db_measurement_add(db_conn *db, const db_measurement *m, const db_repeat *re
  * below it, a row named "debug: ..." is added). Used to fake a file from a
  * newer tailor, or an interrupted migration. Never called by tailor. */
 int db_debug_set_schema_version(db_conn *db, int version, tl_err *err);
+
+/* For tests only: create a new file at path as a tailor of schema version
+ * `version` (1..DB_SCHEMA_VERSION) would have left it: migrations 1..version
+ * applied and recorded, then `sql` (fixture rows; may be NULL), all in one
+ * transaction. The file is closed again; open it with db_open to migrate
+ * it. TL_EEXIST when path exists. Never called by tailor. */
+int db_debug_create(const char *path, int version, const char *sql, tl_err *err);
 
 #endif /* DB_H */

@@ -16,7 +16,7 @@
 	"id, name, transport, host, port, user, key_path, use_agent, known_hosts, "      \
 	"adb_serial, adb_path, arch, toolchain_cc, toolchain_flags, compile_on_device, " \
 	"run_prefix, threads, labels, enabled, status, fail_streak, last_seen, facts, "  \
-	"host_key, work_root, timeout_s, created_at, updated_at"
+	"host_key, work_root, timeout_s, protocol, created_at, updated_at"
 
 void db_device_init(db_device *d)
 {
@@ -62,6 +62,7 @@ static void read_row(sqlite3_stmt *st, db_device *d)
 	col_text(st, i++, d->host_key, sizeof d->host_key);
 	col_text(st, i++, d->work_root, sizeof d->work_root);
 	d->timeout_s = sqlite3_column_int(st, i++);
+	col_text(st, i++, d->protocol, sizeof d->protocol);
 	col_text(st, i++, d->created_at, sizeof d->created_at);
 	col_text(st, i++, d->updated_at, sizeof d->updated_at);
 }
@@ -83,7 +84,7 @@ static void bind_pos(sqlite3_stmt *st, int i, int v)
 		sqlite3_bind_null(st, i);
 }
 
-/* The operator's columns, shared by INSERT and UPDATE (parameters 1..20). */
+/* The operator's columns, shared by INSERT and UPDATE (parameters 1..21). */
 static void bind_settings(sqlite3_stmt *st, const db_device *d)
 {
 	sqlite3_bind_text(st, 1, d->name, -1, SQLITE_TRANSIENT);
@@ -106,6 +107,7 @@ static void bind_settings(sqlite3_stmt *st, const db_device *d)
 	sqlite3_bind_int(st, 18, d->enabled ? 1 : 0);
 	bind_opt(st, 19, d->work_root);
 	bind_pos(st, 20, d->timeout_s);
+	bind_opt(st, 21, d->protocol); /* the CHECK refuses text that is not an object */
 }
 
 int db_device_add(db_conn *db, const db_device *d, int64_t *id, tl_err *err)
@@ -117,8 +119,8 @@ int db_device_add(db_conn *db, const db_device *d, int64_t *id, tl_err *err)
 	               "INSERT INTO devices (name, transport, host, port, user, key_path, use_agent, "
 	               "known_hosts, adb_serial, adb_path, arch, toolchain_cc, toolchain_flags, "
 	               "compile_on_device, run_prefix, threads, labels, enabled, work_root, "
-	               "timeout_s) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, "
-	               "?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+	               "timeout_s, protocol) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+	               "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
 	               "device add", err) < 0)
 		return TL_EDB;
 	bind_settings(st, d);
@@ -229,11 +231,11 @@ int db_device_update(db_conn *db, const db_device *d, tl_err *err)
 	               "adb_serial = ?9, adb_path = ?10, arch = ?11, toolchain_cc = ?12, "
 	               "toolchain_flags = ?13, compile_on_device = ?14, run_prefix = ?15, "
 	               "threads = ?16, labels = ?17, enabled = ?18, work_root = ?19, "
-	               "timeout_s = ?20 WHERE id = ?21",
+	               "timeout_s = ?20, protocol = ?21 WHERE id = ?22",
 	               "device update", err) < 0)
 		return TL_EDB;
 	bind_settings(st, d);
-	sqlite3_bind_int64(st, 21, d->id);
+	sqlite3_bind_int64(st, 22, d->id);
 	return db_step_done(db, &st, "device update", err);
 }
 

@@ -4,6 +4,8 @@
  * written in one transaction, so a reader never sees a summary without the
  * repeats behind it. Failed measurements are rows too (status 'failed', the
  * reason in `error`, its kind in `failure`): nothing recorded is lost.
+ * Besides the medians, a measurement keeps the spread of the repeats behind
+ * them (p95, min, max, CV; schema version 4).
  *
  * Workload: one insert per measurement (seconds to minutes apart per device).
  */
@@ -34,6 +36,9 @@ void db_measurement_init(db_measurement *m)
 	m->peak_rss_bytes = m->weight_bytes = m->cache_bytes = -1;
 	m->ttft_ms = m->prefill_tok_s = m->decode_ms_p50 = m->decode_ms_p95 = NAN;
 	m->decode_tok_s = m->cv = NAN;
+	m->ttft_ms_rep_p95 = m->ttft_ms_rep_min = m->ttft_ms_rep_max = m->ttft_cv = NAN;
+	m->decode_ms_rep_p95 = m->decode_ms_rep_min = m->decode_ms_rep_max = NAN;
+	m->peak_rss_rep_min = m->peak_rss_rep_max = -1;
 	m->status = "failed";
 }
 
@@ -91,9 +96,12 @@ int db_measurement_add(db_conn *db, const db_measurement *m, const db_repeat *re
 	                 "build_hash, quant, prompt_len, gen_len, depth, threads, protocol, "
 	                 "protocol_hash, device_fingerprint, repeats, ttft_ms, prefill_tok_s, "
 	                 "decode_ms_p50, decode_ms_p95, decode_tok_s, peak_rss_bytes, weight_bytes, "
-	                 "cache_bytes, cv, remeasured, status, error, failure) VALUES (?1, ?2, ?3, "
-	                 "?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, "
-	                 "?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)",
+	                 "cache_bytes, cv, remeasured, status, error, failure, ttft_ms_rep_p95, "
+	                 "ttft_ms_rep_min, ttft_ms_rep_max, ttft_cv, decode_ms_rep_p95, "
+	                 "decode_ms_rep_min, decode_ms_rep_max, peak_rss_rep_min, peak_rss_rep_max) "
+	                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, "
+	                 "?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, "
+	                 "?31, ?32, ?33, ?34, ?35, ?36)",
 	                 "measurement add", err);
 	if (ret < 0)
 		goto rollback;
@@ -124,6 +132,15 @@ int db_measurement_add(db_conn *db, const db_measurement *m, const db_repeat *re
 	bind_s(st, 25, m->status);
 	bind_s(st, 26, m->error);
 	bind_s(st, 27, m->failure);
+	bind_d(st, 28, m->ttft_ms_rep_p95);
+	bind_d(st, 29, m->ttft_ms_rep_min);
+	bind_d(st, 30, m->ttft_ms_rep_max);
+	bind_d(st, 31, m->ttft_cv);
+	bind_d(st, 32, m->decode_ms_rep_p95);
+	bind_d(st, 33, m->decode_ms_rep_min);
+	bind_d(st, 34, m->decode_ms_rep_max);
+	bind_i(st, 35, m->peak_rss_rep_min);
+	bind_i(st, 36, m->peak_rss_rep_max);
 	if ((ret = db_step_done(db, &st, "measurement add", err)) < 0)
 		goto rollback;
 	int64_t mid = sqlite3_last_insert_rowid(db->h);

@@ -22,6 +22,8 @@
  */
 #include "db_int.h"
 
+#include <sys/stat.h>
+
 /* The SQL below is laid out as SQL, not as C. */
 /* clang-format off */
 #define NOW "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
@@ -352,6 +354,108 @@ static const char migration_3_sql[] =
 	"FROM measurements m JOIN devices d ON d.id = m.device_id\n"
 	"GROUP BY m.genome_hash, m.device_id, m.protocol_hash;\n"
 	"PRAGMA user_version = 3;\n";
+/* Migration 4 (the spread of a measurement, and operator latency tables):
+ *  - measurements keep, next to the medians, the spread of the final round's
+ *    repeats (p95 by nearest rank, min, max, CV; profiler/protocol.h
+ *    prof_stats defines them), so a noisy number can be told from a steady
+ *    one without reading measurement_repeats;
+ *  - op_tables: a device profiled per layer configuration (`tailor device
+ *    profile-ops`), the whole table as JSON (what the predictor loads) and
+ *    one op_table_entries row per configuration and shape (for analysts);
+ *  - predictions: a genome's latency predicted from a table, with the
+ *    measurement it was checked against;
+ *  - devices.protocol: a device's measurement-protocol overrides (a JSON
+ *    object of protocol keys, e.g. a phone's thermal gate and delay),
+ *    applied before the run's.
+ * Additive only: nullable columns and new tables. */
+static const char migration_4_sql[] =
+	"ALTER TABLE measurements ADD COLUMN ttft_ms_rep_p95 REAL -- p95 (nearest rank) of ttft_ms over the repeats\n"
+	"  CHECK (ttft_ms_rep_p95 IS NULL OR ttft_ms_rep_p95 >= 0);\n"
+	"ALTER TABLE measurements ADD COLUMN ttft_ms_rep_min REAL -- smallest ttft_ms of the repeats\n"
+	"  CHECK (ttft_ms_rep_min IS NULL OR ttft_ms_rep_min >= 0);\n"
+	"ALTER TABLE measurements ADD COLUMN ttft_ms_rep_max REAL -- largest ttft_ms of the repeats\n"
+	"  CHECK (ttft_ms_rep_max IS NULL OR ttft_ms_rep_max >= 0);\n"
+	"ALTER TABLE measurements ADD COLUMN ttft_cv REAL -- coefficient of variation of ttft_ms over the repeats\n"
+	"  CHECK (ttft_cv IS NULL OR ttft_cv >= 0);\n"
+	"ALTER TABLE measurements ADD COLUMN decode_ms_rep_p95 REAL -- p95 (nearest rank) of the repeats' decode_ms_p50\n"
+	"  CHECK (decode_ms_rep_p95 IS NULL OR decode_ms_rep_p95 >= 0);\n"
+	"ALTER TABLE measurements ADD COLUMN decode_ms_rep_min REAL -- smallest decode_ms_p50 of the repeats\n"
+	"  CHECK (decode_ms_rep_min IS NULL OR decode_ms_rep_min >= 0);\n"
+	"ALTER TABLE measurements ADD COLUMN decode_ms_rep_max REAL -- largest decode_ms_p50 of the repeats\n"
+	"  CHECK (decode_ms_rep_max IS NULL OR decode_ms_rep_max >= 0);\n"
+	"ALTER TABLE measurements ADD COLUMN peak_rss_rep_min INTEGER -- smallest peak_rss_bytes of the repeats, bytes\n"
+	"  CHECK (peak_rss_rep_min IS NULL OR peak_rss_rep_min >= 0);\n"
+	"ALTER TABLE measurements ADD COLUMN peak_rss_rep_max INTEGER -- largest peak_rss_bytes of the repeats, bytes\n"
+	"  CHECK (peak_rss_rep_max IS NULL OR peak_rss_rep_max >= 0);\n"
+
+	/* ---- op_tables -------------------------------------------------- */
+	"CREATE TABLE op_tables (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  device_id INTEGER NOT NULL REFERENCES devices (id), -- the device profiled\n"
+	"  space_hash TEXT NOT NULL, -- hash of the search space whose layer configurations were profiled\n"
+	"  space_name TEXT, -- its name, for people\n"
+	"  quant TEXT NOT NULL, -- weight format of the builds, e.g. f32, q8_0\n"
+	"  kv TEXT NOT NULL, -- KV cache format, e.g. f16, f32\n"
+	"  threads INTEGER CHECK (threads >= 1), -- NULL: the harness default\n"
+	"  protocol TEXT -- JSON object: the measurement protocol, as in measurements.protocol\n"
+	"    CHECK (protocol IS NULL OR (json_valid(protocol) AND json_type(protocol) = 'object')),\n"
+	"  protocol_hash TEXT, -- hash of the protocol, as the profiler computes it\n"
+	"  build_hash TEXT, -- content hash of the profiling builds' sources, flags, toolchain\n"
+	"  device_fingerprint TEXT -- JSON object: cpu, governor, kernel... at profiling time\n"
+	"    CHECK (device_fingerprint IS NULL OR\n"
+	"           (json_valid(device_fingerprint) AND json_type(device_fingerprint) = 'object')),\n"
+	"  n_keys INTEGER NOT NULL CHECK (n_keys >= 0), -- layer configurations profiled\n"
+	"  n_archs INTEGER NOT NULL CHECK (n_archs >= 0), -- profiling architectures built and measured\n"
+	"  seconds REAL CHECK (seconds >= 0), -- wall time of the profiling, s\n"
+	"  table_json TEXT NOT NULL -- JSON object: the whole table as the profiler writes it; what the predictor loads\n"
+	"    CHECK (json_valid(table_json) AND json_type(table_json) = 'object'),\n"
+	"  created_at TEXT NOT NULL DEFAULT (" NOW ")\n"
+	") STRICT;\n"
+	"CREATE INDEX op_tables_device ON op_tables (device_id, space_hash);\n"
+
+	"CREATE TABLE op_table_entries (\n"
+	"  table_id INTEGER NOT NULL REFERENCES op_tables (id) ON DELETE CASCADE,\n"
+	"  layer_key TEXT NOT NULL, -- the layer configuration (operator and settings), as the profiler names it\n"
+	"  prompt_len INTEGER NOT NULL CHECK (prompt_len >= 1), -- P, tokens prefilled\n"
+	"  gen_len INTEGER NOT NULL CHECK (gen_len >= 1), -- N, tokens decoded\n"
+	"  depth INTEGER NOT NULL CHECK (depth >= 0), -- D, context depth before the prompt\n"
+	"  prefill_ms REAL CHECK (prefill_ms >= 0), -- one layer's time to prefill the P tokens, ms\n"
+	"  decode_ms REAL CHECK (decode_ms >= 0), -- one layer's time per decoded token, ms\n"
+	"  weight_bytes INTEGER CHECK (weight_bytes >= 0), -- weights one layer owns\n"
+	"  state_bytes INTEGER CHECK (state_bytes >= 0), -- KV cache + recurrent state of one layer at P + N + D\n"
+	"  instances INTEGER NOT NULL CHECK (instances >= 0), -- layer instances measured\n"
+	"  cv REAL CHECK (cv >= 0), -- coefficient of variation of decode_ms over instances and repeats\n"
+	"  PRIMARY KEY (table_id, layer_key, prompt_len, gen_len, depth)\n"
+	") STRICT;\n"
+
+	/* ---- predictions ------------------------------------------------ */
+	"CREATE TABLE predictions (\n"
+	"  id INTEGER PRIMARY KEY,\n"
+	"  table_id INTEGER NOT NULL REFERENCES op_tables (id) ON DELETE CASCADE, -- the table used\n"
+	"  genome_hash TEXT NOT NULL REFERENCES genomes (hash),\n"
+	"  prompt_len INTEGER NOT NULL CHECK (prompt_len >= 1), -- P\n"
+	"  gen_len INTEGER NOT NULL CHECK (gen_len >= 1), -- N\n"
+	"  depth INTEGER NOT NULL CHECK (depth >= 0), -- D\n"
+	"  ttft_ms REAL CHECK (ttft_ms >= 0), -- predicted time to first token, ms\n"
+	"  decode_ms REAL CHECK (decode_ms >= 0), -- predicted latency of one decoded token, ms\n"
+	"  peak_rss_bytes INTEGER CHECK (peak_rss_bytes >= 0), -- predicted peak resident memory, bytes\n"
+	"  measurement_id INTEGER REFERENCES measurements (id) ON DELETE SET NULL, -- validated against; NULL: none\n"
+	"  created_at TEXT NOT NULL DEFAULT (" NOW ")\n"
+	") STRICT;\n"
+	/* The indexes on table_id and measurement_id also keep deleting a table
+	 * or a measurement linear (each deleted row looks up its referrers). */
+	"CREATE INDEX predictions_table ON predictions (table_id);\n"
+	"CREATE INDEX predictions_genome ON predictions (genome_hash);\n"
+	"CREATE INDEX predictions_measurement ON predictions (measurement_id);\n"
+
+	/* ---- devices.protocol ------------------------------------------- */
+	/* A device's own measurement settings (a phone's thermal gate and
+	 * delay, a board's repeats): applied over the defaults and before the
+	 * command's or run's protocol and flags (docs/devices.md, "Measurement
+	 * protocol"). Its "shapes", if any, never replace the command's. */
+	"ALTER TABLE devices ADD COLUMN protocol TEXT -- JSON object of protocol keys: the device's overrides, applied before the run's; NULL: none\n"
+	"  CHECK (protocol IS NULL OR (json_valid(protocol) AND json_type(protocol) = 'object'));\n"
+	"PRAGMA user_version = 4;\n";
 /* clang-format on */
 
 const db_migration db_migrations[] = {
@@ -360,9 +464,93 @@ const db_migration db_migrations[] = {
 	 migration_2_sql},
 	{3, "analysts: genomes.operators; views generation_stats, generation_operators, "
 	    "device_summary, measurement_stats", migration_3_sql},
+	{4, "spread and operator tables: measurements.ttft_ms_rep_p95 ... peak_rss_rep_max, "
+	    "ttft_cv; tables op_tables, op_table_entries, predictions; devices.protocol",
+	 migration_4_sql},
 };
 
 const size_t db_migrations_count = sizeof db_migrations / sizeof db_migrations[0];
 
 _Static_assert(sizeof db_migrations / sizeof db_migrations[0] == DB_SCHEMA_VERSION,
                "DB_SCHEMA_VERSION must be the number of the last migration");
+
+/* ---- testing ---------------------------------------------------------- */
+
+/* schema_migrations as db.c creates it (schema_migrations_sql there).
+ * test_db migrates a file made here and compares its schema with a new
+ * file's, so a difference between the two texts fails a test. */
+static const char debug_schema_migrations_sql[] =
+	"CREATE TABLE IF NOT EXISTS schema_migrations (\n"
+	"  version INTEGER PRIMARY KEY, -- migration number, 1..\n"
+	"  name TEXT NOT NULL, -- what the migration did\n"
+	"  applied_at TEXT NOT NULL -- when, UTC ISO-8601\n"
+	") STRICT;\n";
+
+int db_debug_create(const char *path, int version, const char *sql, tl_err *err)
+{
+	sqlite3 *h = NULL;
+	sqlite3_stmt *st = NULL;
+	struct stat sb;
+	const char *what = "open";
+	int rc;
+
+	if (version < 1 || version > DB_SCHEMA_VERSION)
+		return tl_err_set(err, TL_EINVAL,
+		                  "db debug create: %s: schema version %d is not in 1..%d", path,
+		                  version, DB_SCHEMA_VERSION);
+	if (stat(path, &sb) == 0)
+		return tl_err_set(err, TL_EEXIST, "db debug create: %s: the file exists", path);
+	rc = sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (h == NULL)
+		return tl_err_set(err, TL_ENOMEM, "db debug create: %s: out of memory", path);
+	sqlite3_extended_result_codes(h, 1);
+	if (rc != SQLITE_OK)
+		goto fail;
+	what = "setup";
+	rc = sqlite3_exec(h, "PRAGMA foreign_keys = ON; PRAGMA journal_mode = WAL; BEGIN IMMEDIATE",
+	                  NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	rc = sqlite3_exec(h, debug_schema_migrations_sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	for (int v = 1; v <= version; v++) {
+		const db_migration *m = &db_migrations[v - 1];
+		what = m->name;
+		rc = sqlite3_exec(h, m->sql, NULL, NULL, NULL);
+		if (rc != SQLITE_OK)
+			goto fail;
+		rc = sqlite3_prepare_v2(h,
+		                        "INSERT INTO schema_migrations (version, name, applied_at) "
+		                        "VALUES (?1, ?2, " NOW ")",
+		                        -1, &st, NULL);
+		if (rc != SQLITE_OK)
+			goto fail;
+		sqlite3_bind_int(st, 1, m->version);
+		sqlite3_bind_text(st, 2, m->name, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_DONE)
+			goto fail;
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	what = "fixture";
+	if (sql != NULL && (rc = sqlite3_exec(h, sql, NULL, NULL, NULL)) != SQLITE_OK)
+		goto fail;
+	what = "commit";
+	if ((rc = sqlite3_exec(h, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
+		goto fail;
+	rc = sqlite3_close(h);
+	if (rc != SQLITE_OK)
+		return tl_err_setsub(err, TL_EDB, rc, "db debug create: %s: close: %s", path,
+		                     sqlite3_errstr(rc));
+	return 0;
+
+fail:
+	/* The message belongs to the failure: read it before finalizing. */
+	tl_err_setsub(err, TL_EDB, sqlite3_extended_errcode(h), "db debug create: %s: %s: %s",
+	              path, what, sqlite3_errmsg(h));
+	sqlite3_finalize(st);
+	sqlite3_close_v2(h); /* an open transaction is rolled back */
+	return TL_EDB;
+}

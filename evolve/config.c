@@ -529,7 +529,7 @@ int ev_config_parse(ev_config *c, const char *json, const char *source, const ch
 		}
 	}
 	/* bench settings of device metrics */
-	c->bench = (ev_bench){64, 16, 0, 2, 1, "q4_0", 600.0, ""};
+	c->bench = (ev_bench){64, 16, 0, 2, 1, "q4_0", 600.0, "", 0, ""};
 	v = cJSON_GetObjectItemCaseSensitive(root, "bench");
 	if (v) {
 		static const char *const ok[] = {"prompt", "gen", "depth", "threads", "repeat", "quant",
@@ -584,15 +584,19 @@ int ev_config_parse(ev_config *c, const char *json, const char *source, const ch
 		}
 	}
 	v = cJSON_GetObjectItemCaseSensitive(root, "evaluation");
-	if (v && !(cJSON_IsString(v) && !strcmp(v->valuestring, "measure"))) {
-		tl_err_set(err, TL_EINVAL, "%s: evaluation: only \"measure\" is available (\"predict\" "
-		           "needs the profiler's predictor, not built yet)", source);
+	if (v && !(cJSON_IsString(v) && (!strcmp(v->valuestring, "measure") ||
+	                                 !strcmp(v->valuestring, "predict")))) {
+		tl_err_set(err, TL_EINVAL, "%s: evaluation: \"measure\" (every candidate on its "
+		           "devices) or \"predict\" (from the devices' operator tables: tailor device "
+		           "profile-ops)", source);
 		goto out;
 	}
+	c->bench.predict = v && !strcmp(v->valuestring, "predict");
 	if (parse_canary(c, cJSON_GetObjectItemCaseSensitive(root, "canary"), base_dir, err) < 0)
 		goto out;
 	if (parse_space(c, root, base_dir, err) < 0)
 		goto out;
+	tl_strlcpy(c->bench.space_hash, genome_space_hash(c->space), sizeof c->bench.space_hash);
 	c->json = cJSON_PrintUnformatted(root);
 	if (c->json == NULL) {
 		tl_err_set(err, TL_ENOMEM, "%s: out of memory", source);

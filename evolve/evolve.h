@@ -91,6 +91,11 @@ typedef struct ev_bench {
 	 * then use the protocol's defaults on lab devices and the in-process
 	 * harness on local). Its shapes are not used: prompt/gen/depth are. */
 	char protocol[2048];
+	/* evaluation "predict": device metrics come from the device's operator
+	 * table (profiler/optable.h) instead of a measurement; space_hash names
+	 * the space whose table is preferred */
+	int predict;
+	char space_hash[65];
 } ev_bench;
 
 typedef struct ev_config {

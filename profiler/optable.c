@@ -156,8 +156,9 @@ int prof_keyset_add_arch(prof_keyset *ks, const op_arch *a, tl_err *err)
 	if (ks->archs == 0 || (strstr(hdr, "rope_theta") && !strstr(ks->header, "rope_theta")))
 		tl_strlcpy(ks->header, hdr, sizeof ks->header);
 	else if (!header_same(hdr, ks->header))
-		return tl_err_set(err, TL_EINVAL, "operator table: '%s' is not the space's '%s' (a "
-		                  "table is for one space)", hdr, ks->header);
+		return tl_err_set(err, TL_EINVAL, "operator table: '%s' differs from '%s': a table "
+		                  "covers one d_model and vocabulary (profile a space with one width)",
+		                  hdr, ks->header);
 	for (int i = 0; i < a->n_layers; i++) {
 		if (prof_layer_key(a, i, key, sizeof key, err) < 0)
 			return err->code;
@@ -362,6 +363,8 @@ struct prof_table {
 	runrec *runs;
 	size_t nr, capr;
 	prof_fixed *fixed;
+	char *ref_arch;          /* the reference model (prof_table_set_ref)   */
+	double *ref_ttft, *ref_decode; /* its figures per shape              */
 	bool finished;
 };
 
@@ -480,7 +483,35 @@ void prof_table_free(prof_table *t)
 	free(t->k);
 	free(t->shapes);
 	free(t->fixed);
+	free(t->ref_arch);
+	free(t->ref_ttft);
+	free(t->ref_decode);
 	free(t);
+}
+
+int prof_table_set_ref(prof_table *t, const char *arch_text, const double *ttft,
+                       const double *decode, tl_err *err)
+{
+	free(t->ref_arch);
+	free(t->ref_ttft);
+	free(t->ref_decode);
+	t->ref_arch = strdup(arch_text);
+	t->ref_ttft = malloc(t->n_shapes * sizeof(double));
+	t->ref_decode = malloc(t->n_shapes * sizeof(double));
+	if (!t->ref_arch || !t->ref_ttft || !t->ref_decode)
+		return tl_err_set(err, TL_ENOMEM, "operator table: out of memory");
+	memcpy(t->ref_ttft, ttft, t->n_shapes * sizeof(double));
+	memcpy(t->ref_decode, decode, t->n_shapes * sizeof(double));
+	return 0;
+}
+
+const char *prof_table_ref(const prof_table *t, size_t shape, double *ttft, double *decode)
+{
+	if (t->ref_arch == NULL || shape >= t->n_shapes)
+		return NULL;
+	*ttft = t->ref_ttft[shape];
+	*decode = t->ref_decode[shape];
+	return t->ref_arch;
 }
 
 int prof_table_observe(prof_table *t, size_t shape, const op_arch *a, const prof_obs *o,
@@ -697,6 +728,16 @@ char *prof_table_json(const prof_table *t)
 		cJSON_AddItemToObject(o, "rss_alpha", num_or_null(t->fixed[s].rss_alpha));
 		cJSON_AddNumberToObject(o, "runs", (double)t->fixed[s].runs);
 	}
+	if (t->ref_arch) {
+		cJSON *ref = cJSON_AddObjectToObject(j, "reference");
+		cJSON_AddStringToObject(ref, "arch", t->ref_arch);
+		cJSON *rt = cJSON_AddArrayToObject(ref, "ttft_ms");
+		cJSON *rd = cJSON_AddArrayToObject(ref, "decode_ms");
+		for (size_t s = 0; rt && rd && s < t->n_shapes; s++) {
+			cJSON_AddItemToArray(rt, num_or_null(t->ref_ttft[s]));
+			cJSON_AddItemToArray(rd, num_or_null(t->ref_decode[s]));
+		}
+	}
 	cJSON *ks = cJSON_AddArrayToObject(j, "keys");
 	for (size_t k = 0; ks && k < t->nk; k++) {
 		const kentry *e = &t->k[k];
@@ -768,7 +809,7 @@ int prof_table_from_json(prof_table **out, const char *json, const char *source,
 	prof_fixed fixed[PROF_MAX_SHAPES];
 	for (int s = 0; s < ns; s++) {
 		const cJSON *o = cJSON_GetArrayItem(sh, s);
-		double p, g, d, runs;
+		double p = 0, g = 0, d = 0, runs = 0;
 		snprintf(path, sizeof path, "$.shapes[%d]", s);
 		if (jnum(&p, o, "prompt", false, source, path, err) < 0 ||
 		    jnum(&g, o, "gen", false, source, path, err) < 0 ||
@@ -791,6 +832,26 @@ int prof_table_from_json(prof_table **out, const char *json, const char *source,
 	rc = TL_EPARSE;
 	tl_strlcpy(t->header, hdr->valuestring, sizeof t->header);
 	memcpy(t->fixed, fixed, (size_t)ns * sizeof *fixed);
+	const cJSON *ref = cJSON_GetObjectItemCaseSensitive(j, "reference");
+	if (ref) {
+		const cJSON *ra = cJSON_GetObjectItemCaseSensitive(ref, "arch");
+		const cJSON *rt = cJSON_GetObjectItemCaseSensitive(ref, "ttft_ms");
+		const cJSON *rd = cJSON_GetObjectItemCaseSensitive(ref, "decode_ms");
+		if (!cJSON_IsString(ra) || cJSON_GetArraySize(rt) != ns || cJSON_GetArraySize(rd) != ns) {
+			tl_err_set(err, TL_EPARSE, "%s: $.reference: needs arch and %d ttft_ms and "
+			           "decode_ms", source, ns);
+			goto fail;
+		}
+		double vt[PROF_MAX_SHAPES], vd[PROF_MAX_SHAPES];
+		for (int s = 0; s < ns; s++) {
+			const cJSON *x = cJSON_GetArrayItem(rt, s), *y = cJSON_GetArrayItem(rd, s);
+			vt[s] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+			vd[s] = cJSON_IsNumber(y) ? y->valuedouble : NAN;
+		}
+		if ((rc = prof_table_set_ref(t, ra->valuestring, vt, vd, err)) < 0)
+			goto fail;
+		rc = TL_EPARSE;
+	}
 	int nk = cJSON_GetArraySize(ks);
 	for (int k = 0; k < nk; k++) {
 		const cJSON *o = cJSON_GetArrayItem(ks, k);
@@ -804,7 +865,7 @@ int prof_table_from_json(prof_table **out, const char *json, const char *source,
 			goto fail;
 		rc = TL_EPARSE;
 		kentry *e = &t->k[t->nk - 1];
-		double inst;
+		double inst = 0;
 		if (jnum(&inst, o, "instances", false, source, path, err) < 0 ||
 		    jnum(&e->wbytes, o, "weight_bytes", true, source, path, err) < 0 ||
 		    jnum(&e->abytes, o, "act_bytes", true, source, path, err) < 0)
@@ -925,8 +986,8 @@ int prof_predict(const prof_table *t, const op_arch *a, const prof_shape *sh, pr
 	if (!header_same(hdr, t->header))
 		return tl_err_set(err, TL_EINVAL, "predict: the genome's '%s' is not the table's '%s' "
 		                  "(profile the device for this genome's space)", hdr, t->header);
-	size_t p0, p1, d0, d1, c0, c1;
-	double pw, dw, cw;
+	size_t p0 = 0, p1 = 0, d0 = 0, d1 = 0, c0 = 0, c1 = 0;
+	double pw = 0, dw = 0, cw = 0;
 	if ((bracket(t, sh, x_prefill, same_depth, &p0, &p1, &pw) < 0 &&
 	     bracket(t, sh, x_depth, same_prompt, &p0, &p1, &pw) < 0) ||
 	    bracket(t, sh, x_decode, same_any, &d0, &d1, &dw) < 0 ||

@@ -120,6 +120,14 @@ int prof_table_observe(prof_table *t, size_t shape, const op_arch *a, const prof
  * run or a key no instance at a shape (names it). */
 int prof_table_finish(prof_table *t, tl_err *err);
 
+/* The reference model: one profiling arch (text) and its TTFT and decode
+ * per shape as measured while the table was made; measured again later it
+ * says how far the device has drifted since (prof_table_ref: NULL when the
+ * table has none). */
+int prof_table_set_ref(prof_table *t, const char *arch_text, const double *ttft,
+                       const double *decode, tl_err *err);
+const char *prof_table_ref(const prof_table *t, size_t shape, double *ttft, double *decode);
+
 /* A finished table's JSON (malloc'd): format, header, shapes with their
  * fixed costs, and per key its entries per shape; and back. Loading checks
  * the format and every field (TL_EPARSE naming the JSON path). */

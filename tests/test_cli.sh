@@ -123,5 +123,52 @@ expect 1 1 "proto.json: protocol: \$.thermal.max_tmp_c: unknown key" -- bench lf
 printf '{"shapes": [{"prompt": 8}, {"depth": -1}]}' >"$tmp/proto.json"
 expect 1 1 "protocol: \$.shapes\[1\].depth: -1: must be in 0" -- bench lfm2-350m --device local --protocol "$tmp/proto.json"
 
+# a device's own protocol settings (device add --protocol): checked when added,
+# stored compactly, applied before the command's protocol and flags, per device
+export TAILOR_CACHE="$tmp/cache"
+printf '{"repeats": 2, "thermal": {"max_tmp_c": 70}}' >"$tmp/bad.json"
+expect 1 1 "bad.json: protocol: \$.thermal.max_tmp_c: unknown key" -- device add px --transport local --protocol "$tmp/bad.json"
+expect 1 1 "no such device" -- device show px
+printf '{"devices": [{"name": "fx", "transport": "local", "protocol": {"delay": 1}}]}' >"$tmp/devs.json"
+expect 2 1 "devs.json: devices\[0\].protocol: \$.delay: unknown key" -- device add --file "$tmp/devs.json"
+printf '{"devices": [{"name": "fx", "transport": "local", "protocol": [1]}]}' >"$tmp/devs.json"
+expect 2 1 "devices\[0\].protocol: give an object" -- device add --file "$tmp/devs.json"
+expect 1 1 "no such device" -- device show fx
+expect 2 1 "\-\-protocol goes with 'add NAME'" -- device add --file "$tmp/devs.json" --protocol "$tmp/bad.json"
+printf '{ "repeats" : 2,\n  "warmup": 0 }\n' >"$tmp/good.json"
+expect 0 0 'protocol overrides: {"repeats":2,"warmup":0}' -- device add px --transport local --cflags -O1 --protocol "$tmp/good.json"
+expect 0 0 'protocol *{"repeats":2,"warmup":0}$' -- device show px
+expect 0 0 '"repeats":[[:space:]]*2' -- device show px --json
+expect 0 0 '"protocol":[[:space:]]*null' -- device show local --json
+printf '{"devices": [{"name": "fx", "transport": "local", "protocol": {"delay_s": 0.5, "thermal": {"max_temp_c": 60}}}]}' >"$tmp/devs.json"
+expect 0 0 "added fx" -- device add --file "$tmp/devs.json"
+expect 0 0 '"max_temp_c":[[:space:]]*60' -- device show fx --json
+# set-protocol replaces the overrides; '-' clears them
+expect 0 0 'fx: protocol overrides {"repeats":2,"warmup":0}' -- device set-protocol fx "$tmp/good.json"
+expect 1 1 "device set-protocol: fx: .*bad.json: protocol: \$.thermal.max_tmp_c" -- device set-protocol fx "$tmp/bad.json"
+expect 0 0 'protocol *{"repeats":2,"warmup":0}$' -- device show fx
+expect 0 0 "fx: no protocol overrides" -- device set-protocol fx -
+expect 0 0 '"protocol":[[:space:]]*null' -- device show fx --json
+expect 2 1 "set-protocol: give NAME and FILE" -- device set-protocol fx
+expect 0 0 "added py" -- device add py --transport local --cflags -O1
+# measured: the device's repeats and warm-up; a command-line flag wins over them
+G='tailor-genome/1 d=192 vocab=256 ffn_multiple=32 rope_theta=1000000 tied=1 | 4.0.0.0.0 0.0.0.0.0 3.0.0.0.0 0.0.0.0.0 2.0.0.0.0 0.0.0.0.0 3.0.0.0.0 0.0.0.0.0 1.0.0.0.0 0.0.0.0.0 | c0 op=3.0.0.2.0 ffn=256 C=0.2.1.1 V=0.2.1.1 | c1 op=1.3.0.0.0 len=2 C=4.2.1.1 B=3.2.1.1 V=3.2.1.1 | c2 op=0.4.0.1.1 h=2 kv=1 hd=32 qkn=1 rope=0 C=3.2.1.1 B=3.2.1.2 V=3.2.1.2 | c3 op=2.2.0.0.1 h=2 hd=32 C=0.2.1.1 B=0.2.1.1 V=4.2.1.1 A=0.2.1.1 | c4 op=0.1.0.0.1 h=4 kv=1 hd=16 qkn=0 rope=0 C=0.2.1.1 B=0.2.1.4 V=0.2.1.4'
+B=(--prompt 16 --gen 4 --threads 1)
+last() { # the newest measurement of device $1: name,status,repeats,protocol's repeats,warmup
+	echo "SELECT d.name AS dev, m.status AS st, m.repeats AS n, json_extract(m.protocol, '\$.repeats') AS pr, json_extract(m.protocol, '\$.warmup') AS pw FROM measurements m JOIN devices d ON d.id = m.device_id WHERE d.name = '$1' ORDER BY m.id DESC LIMIT 1"
+}
+expect 0 0 "px .*TTFT" -- bench "$G" --device px "${B[@]}"
+expect 0 -1 "^px,ok,2,2,0$" -- query "$(last px)" --format csv
+expect 0 0 "px .*TTFT" -- bench "$G" --device px "${B[@]}" --repeats 3
+expect 0 -1 "^px,ok,3,3,0$" -- query "$(last px)" --format csv
+# two devices in one command: each stores the protocol it ran
+expect 0 0 "py .*TTFT" -- bench "$G" --device px --device py "${B[@]}" --cv 0
+expect 0 -1 "^px,ok,2,2,0$" -- query "$(last px)" --format csv
+expect 0 -1 "^py,ok,5,5,1$" -- query "$(last py)" --format csv
+expect 0 -1 "^2$" -- query "SELECT count(DISTINCT protocol_hash) FROM measurements m WHERE m.id > (SELECT max(id) FROM measurements) - 2" --format csv
+# a command file that clashes with the device's settings names the device
+printf '{"max_repeats": 1}' >"$tmp/clash.json"
+expect 1 1 "device px (over its own protocol): .*clash.json: protocol: max_repeats: 1" -- bench "$G" --device px "${B[@]}" --protocol "$tmp/clash.json"
+
 echo "$checks checks, $fails failed" >&2
 [ "$fails" = 0 ]

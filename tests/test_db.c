@@ -4,13 +4,20 @@
  * nothing (the file's bytes are compared), a file from a newer tailor or an
  * interrupted migration is refused and left byte-for-byte unchanged, bad
  * paths get the sentence that names the directory, and the constraints of
- * the schema hold. Files live in a mkdtemp directory under /tmp, removed at
- * the end.
+ * the schema hold. Migration 4: a file made by migrations 1..3 with rows in
+ * it migrates (rows kept, new columns NULL, the same schema as a new file);
+ * the spread columns of measurements and the operator tables and
+ * predictions (db_optables.h) round-trip, read back with plain SQL through
+ * db_query_stream; devices.protocol round-trips and holds JSON objects only.
+ * Files live in a mkdtemp directory under /tmp, removed at the end.
  *
- * Only db.h, tl.h and libc here (no sqlite3.h): extended result codes
- * the checks need are written as numbers with their SQLite names.
+ * Only the db room's headers, tl.h and libc here (no sqlite3.h): extended
+ * result codes the checks need are written as numbers with their SQLite
+ * names.
  */
 #include "db.h"
+#include "db_optables.h"
+#include "db_query.h"
 #include "tl.h"
 #include "tl_test.h"
 
@@ -18,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +35,8 @@
 #include <unistd.h>
 
 #define SQLITE_CONSTRAINT_CHECK      275 /* from sqlite3.h */
+#define SQLITE_CONSTRAINT_NOTNULL    1299 /* from sqlite3.h */
+#define SQLITE_CONSTRAINT_PRIMARYKEY 1555 /* from sqlite3.h */
 #define SQLITE_CONSTRAINT_FOREIGNKEY 787 /* from sqlite3.h */
 #define SQLITE_NOTADB                26  /* from sqlite3.h */
 #define SQLITE_READONLY              8   /* from sqlite3.h */
@@ -83,6 +93,59 @@ static db_conn *open_ok(const char *path, int flags)
 	int rc = db_open(&db, path, flags, &err);
 	CHECK_MSG(rc == 0 && db != NULL, "db_open(%s): %d %s", path, rc, err.msg);
 	return rc == 0 ? db : NULL;
+}
+
+
+/* ---- plain SQL -------------------------------------------------------- */
+
+/* The result of a query as text: values joined by '|', rows by '\n', SQL
+ * NULL as "NULL" (so "" is an empty string and "NULL" a missing value). */
+typedef struct sql_text {
+	char buf[65536]; /* the whole schema fits */
+	size_t len;
+	bool overflow;
+} sql_text;
+
+static int sql_row(void *ctx, int ncol, const char *const *names, const char *const *vals,
+                   const int *types)
+{
+	sql_text *t = ctx;
+	(void)names;
+	for (int i = 0; i < ncol; i++) {
+		const char *v = types[i] == DB_T_NULL ? "NULL" : vals[i];
+		int n = snprintf(t->buf + t->len, sizeof t->buf - t->len, "%s%s",
+		                 i ? "|" : (t->len ? "\n" : ""), v);
+		if (n < 0 || (size_t)n >= sizeof t->buf - t->len) {
+			t->overflow = true;
+			return 1;
+		}
+		t->len += (size_t)n;
+	}
+	return 0;
+}
+
+/* Run sql (read-only) and return its rows as text in a static buffer;
+ * "ERROR: ..." when it failed. */
+static const char *sql_rows(db_conn *db, const char *query)
+{
+	static sql_text t;
+	tl_err err = TL_ERR_INIT;
+	memset(&t, 0, sizeof t);
+	if (db_query_stream(db, query, NULL, 0, sql_row, &t, &err) < 0) {
+		snprintf(t.buf, sizeof t.buf, "ERROR: %s", err.msg);
+	} else if (t.overflow) {
+		snprintf(t.buf, sizeof t.buf, "ERROR: result too long");
+	}
+	return t.buf;
+}
+
+/* A one-integer query; -1 when it failed. */
+static long long sql_int(db_conn *db, const char *query)
+{
+	const char *r = sql_rows(db, query);
+	char *end;
+	long long v = strtoll(r, &end, 10);
+	return end != r && *end == '\0' ? v : -1;
 }
 
 static void test_path_resolve(void)
@@ -491,6 +554,604 @@ static void test_readonly_dir(void)
 	chmod(dir, 0755);
 }
 
+
+/* ---- migration 4 ------------------------------------------------------ */
+
+#define G1 "1111111111111111111111111111111111111111111111111111111111111111"
+#define G2 "2222222222222222222222222222222222222222222222222222222222222222"
+
+/* The new columns of measurements, in migration order. */
+#define SPREAD_COLS                                                                     \
+	"ttft_ms_rep_p95, ttft_ms_rep_min, ttft_ms_rep_max, ttft_cv, decode_ms_rep_p95, " \
+	"decode_ms_rep_min, decode_ms_rep_max, peak_rss_rep_min, peak_rss_rep_max"
+#define SPREAD_NULL "NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL|NULL"
+
+/* The schema as SQLite keeps it (without rootpage, which depends on the
+ * order pages were allocated in), malloc'd. */
+static char *schema_of(db_conn *db)
+{
+	return strdup(sql_rows(db, "SELECT type, name, tbl_name, sql FROM sqlite_schema "
+	                           "ORDER BY type, name"));
+}
+
+/* A file as tailor 3 left it, with a genome, two measurements (one ok, one
+ * failed) and a repeat, migrates to 4: the rows are all there, the new
+ * columns are NULL, the new tables empty, and the schema is the one a new
+ * file gets. */
+static void test_migrate_v3(void)
+{
+	static const char fixture[] =
+	    "INSERT INTO genomes (hash, text, params) VALUES ('" G1 "', 'fixture', 1000);\n"
+	    "INSERT INTO measurements (genome_hash, device_id, quant, prompt_len, gen_len, depth,\n"
+	    "  repeats, ttft_ms, decode_ms_p50, peak_rss_bytes, cv, status)\n"
+	    "  VALUES ('" G1 "', 1, 'q4_0', 128, 32, 0, 3, 12.5, 4.25, 1048576, 0.02, 'ok');\n"
+	    "INSERT INTO measurement_repeats (measurement_id, repeat_index, raw, ttft_ms)\n"
+	    "  VALUES (1, 0, '{\"ttft_ms\": 12.5}', 12.5);\n"
+	    "INSERT INTO measurements (genome_hash, device_id, status, error, failure)\n"
+	    "  VALUES ('" G1 "', 1, 'failed', 'connection refused', 'connect');\n";
+	char path[256], fresh[256];
+	tl_err err = TL_ERR_INIT;
+	db_info info;
+
+	path_in(path, sizeof path, "v3.db");
+	CHECK_EQ_INT(db_debug_create(path, 3, fixture, &err), 0);
+	CHECK_MSG(err.code == 0, "%s", err.msg);
+	/* the helper refuses what it cannot do */
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_debug_create(path, 3, NULL, &err), TL_EEXIST);
+	tl_err_clear(&err);
+	path_in(fresh, sizeof fresh, "v0.db");
+	CHECK_EQ_INT(db_debug_create(fresh, 0, NULL, &err), TL_EINVAL);
+	CHECK(!file_exists(fresh));
+	tl_err_clear(&err);
+
+	/* It really is version 3: read-only sees 3, no new columns or tables. */
+	db_conn *db = open_ok(path, DB_OPEN_READONLY);
+	if (db == NULL)
+		return;
+	CHECK_EQ_INT(db_schema_version(db), 3);
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM measurements"), 2);
+	CHECK_EQ_INT(sql_int(db, "PRAGMA user_version"), 3);
+	CHECK_CONTAINS(sql_rows(db, "SELECT ttft_cv FROM measurements"), "no such column");
+	CHECK_CONTAINS(sql_rows(db, "SELECT count(*) FROM op_tables"), "no such table");
+	db_close(db);
+
+	db = open_ok(path, 0);
+	if (db == NULL)
+		return;
+	CHECK_EQ_INT(db_schema_version(db), 4);
+	CHECK_EQ_INT(db_info_get(db, &info, &err), 0);
+	CHECK_EQ_INT(info.schema_version, 4);
+	CHECK_EQ_INT(info.migrations, 4);
+	CHECK_EQ_INT(info.measurements, 2);
+	CHECK_EQ_INT(info.genomes, 1);
+	CHECK_EQ_INT(sql_int(db, "PRAGMA user_version"), 4);
+	CHECK_EQ_STR(sql_rows(db, "SELECT name FROM schema_migrations WHERE version = 4"),
+	             "spread and operator tables: measurements.ttft_ms_rep_p95 ... "
+	             "peak_rss_rep_max, ttft_cv; tables op_tables, op_table_entries, predictions; "
+	             "devices.protocol");
+	/* the rows survived, the new columns are NULL */
+	CHECK_EQ_STR(sql_rows(db, "SELECT id, status, quant, ttft_ms, decode_ms_p50, peak_rss_bytes, "
+	                          "cv, failure FROM measurements ORDER BY id"),
+	             "1|ok|q4_0|12.5|4.25|1048576|0.02|NULL\n"
+	             "2|failed|NULL|NULL|NULL|NULL|NULL|connect");
+	CHECK_EQ_STR(sql_rows(db, "SELECT " SPREAD_COLS " FROM measurements ORDER BY id"),
+	             SPREAD_NULL "\n" SPREAD_NULL);
+	CHECK_EQ_STR(sql_rows(db, "SELECT name, protocol FROM devices"), "local|NULL");
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM measurement_repeats"), 1);
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM op_tables"), 0);
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM op_table_entries"), 0);
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM predictions"), 0);
+	CHECK_EQ_STR(sql_rows(db, "PRAGMA foreign_key_check"), "");
+	CHECK_EQ_STR(sql_rows(db, "PRAGMA integrity_check"), "ok");
+	char *migrated = schema_of(db);
+	db_close(db);
+
+	/* The same schema, comment for comment, as a file created now. */
+	path_in(fresh, sizeof fresh, "v4.db");
+	db = open_ok(fresh, 0);
+	if (db == NULL) {
+		free(migrated);
+		return;
+	}
+	char *created = schema_of(db);
+	CHECK(migrated != NULL && created != NULL);
+	CHECK(created != NULL && strstr(created, "CREATE TABLE op_table_entries") != NULL);
+	CHECK(created != NULL && strstr(created, "ttft_cv REAL") != NULL);
+	CHECK(created != NULL && strstr(created, "protocol TEXT -- JSON object of protocol keys") != NULL);
+	CHECK_MSG(migrated && created && strcmp(migrated, created) == 0,
+	          "schema of a migrated v3 file differs from a new file's (%zu vs %zu bytes)",
+	          migrated ? strlen(migrated) : 0, created ? strlen(created) : 0);
+	free(migrated);
+	free(created);
+	db_close(db);
+}
+
+/* The spread of the repeats is stored next to the medians; NaN and -1 are
+ * NULL; a negative value is refused. */
+static void test_measurement_spread(void)
+{
+	tl_err err = TL_ERR_INIT;
+	db_measurement m;
+	int64_t id = 0, id2 = 0;
+
+	db_conn *db = open_ok(":memory:", 0);
+	if (db == NULL)
+		return;
+	CHECK_EQ_INT(db_genome_ensure(db, G1, "g1", 1000, &err), 0);
+
+	db_measurement_init(&m);
+	CHECK(isnan(m.ttft_ms_rep_p95) && isnan(m.ttft_ms_rep_min) && isnan(m.ttft_ms_rep_max));
+	CHECK(isnan(m.ttft_cv) && isnan(m.decode_ms_rep_p95) && isnan(m.decode_ms_rep_min));
+	CHECK(isnan(m.decode_ms_rep_max));
+	CHECK_EQ_INT(m.peak_rss_rep_min, -1);
+	CHECK_EQ_INT(m.peak_rss_rep_max, -1);
+
+	m.genome_hash = G1;
+	m.device_id = DB_DEVICE_LOCAL_ID;
+	m.status = "ok";
+	m.repeats = 5;
+	m.ttft_ms = 10.5;
+	m.decode_ms_p50 = 2.25;
+	m.peak_rss_bytes = 3000000;
+	m.cv = 0.125;
+	m.ttft_ms_rep_p95 = 12.75;
+	m.ttft_ms_rep_min = 9.5;
+	m.ttft_ms_rep_max = 12.75;
+	m.ttft_cv = 0.0625;
+	m.decode_ms_rep_p95 = 2.5;
+	m.decode_ms_rep_min = 2;
+	m.decode_ms_rep_max = 2.5;
+	m.peak_rss_rep_min = 2900000;
+	m.peak_rss_rep_max = 3100000;
+	CHECK_EQ_INT(db_measurement_add(db, &m, NULL, 0, &id, &err), 0);
+	CHECK_MSG(err.code == 0, "%s", err.msg);
+	CHECK(id > 0);
+
+	/* defaults: the new columns NULL */
+	db_measurement_init(&m);
+	m.genome_hash = G1;
+	m.device_id = DB_DEVICE_LOCAL_ID;
+	m.error = "harness exited with status 1";
+	m.failure = "harness";
+	CHECK_EQ_INT(db_measurement_add(db, &m, NULL, 0, &id2, &err), 0);
+	CHECK(id2 > id);
+
+	CHECK_EQ_STR(sql_rows(db, "SELECT id, ttft_ms, cv, " SPREAD_COLS
+	                          " FROM measurements ORDER BY id"),
+	             "1|10.5|0.125|12.75|9.5|12.75|0.0625|2.5|2|2.5|2900000|3100000\n"
+	             "2|NULL|NULL|" SPREAD_NULL);
+	/* integers are INTEGER, reals REAL (STRICT keeps them so) */
+	CHECK_EQ_STR(sql_rows(db, "SELECT typeof(decode_ms_rep_min), typeof(peak_rss_rep_max) "
+	                          "FROM measurements WHERE id = 1"),
+	             "real|integer");
+
+	/* infinities are "not given" too (bind_d); a negative spread is refused */
+	db_measurement_init(&m);
+	m.genome_hash = G1;
+	m.device_id = DB_DEVICE_LOCAL_ID;
+	m.status = "ok";
+	m.ttft_cv = INFINITY;
+	m.decode_ms_rep_min = -1.0;
+	tl_err_clear(&err);
+	CHECK(db_measurement_add(db, &m, NULL, 0, &id, &err) < 0);
+	CHECK_EQ_INT(id, 0);
+	CHECK_EQ_INT(err.sub, SQLITE_CONSTRAINT_CHECK);
+	CHECK_CONTAINS(err.msg, "decode_ms_rep_min");
+	m.decode_ms_rep_min = NAN;
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_measurement_add(db, &m, NULL, 0, &id, &err), 0);
+	CHECK_EQ_STR(sql_rows(db, "SELECT ttft_cv FROM measurements WHERE id = 3"), "NULL");
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM measurements"), 3);
+	db_close(db);
+}
+
+static db_optable optable(int64_t device_id, const char *space, const char *quant,
+                          const char *json)
+{
+	db_optable t;
+	memset(&t, 0, sizeof t);
+	t.device_id = device_id;
+	t.space_hash = (char *)space;
+	t.quant = (char *)quant;
+	t.kv = (char *)"f16";
+	t.threads = -1;
+	t.seconds = NAN;
+	t.table_json = (char *)json;
+	return t;
+}
+
+static db_optable_entry entry(const char *key, int64_t P, double decode_ms)
+{
+	db_optable_entry e;
+	memset(&e, 0, sizeof e);
+	e.layer_key = key;
+	e.prompt_len = P;
+	e.gen_len = 32;
+	e.depth = 0;
+	e.prefill_ms = 1.5;
+	e.decode_ms = decode_ms;
+	e.cv = NAN;
+	e.weight_bytes = 4096;
+	e.state_bytes = -1;
+	e.instances = 2;
+	return e;
+}
+
+static long long count_where(db_conn *db, const char *table, const char *col, int64_t v)
+{
+	char q[160];
+	snprintf(q, sizeof q, "SELECT count(*) FROM %s WHERE %s = %lld", table, col, (long long)v);
+	return sql_int(db, q);
+}
+
+/* Tables of operator latencies: add (all or nothing), get, latest by
+ * device, space and quant, list; predictions; deleting a table takes its
+ * entries and predictions with it. */
+static void test_optables(void)
+{
+	char path[256];
+	tl_err err = TL_ERR_INIT;
+	db_optable got;
+	int64_t t1 = 0, t2 = 0, t3 = 0, t4 = 0, other = 0, id = 0;
+
+	path_in(path, sizeof path, "optables.db");
+	db_conn *db = open_ok(path, 0);
+	if (db == NULL)
+		return;
+	db_device d;
+	db_device_init(&d);
+	tl_strlcpy(d.name, "pi", sizeof d.name);
+	tl_strlcpy(d.transport, "ssh", sizeof d.transport);
+	tl_strlcpy(d.host, "10.0.0.7", sizeof d.host);
+	CHECK_EQ_INT(db_device_add(db, &d, &other, &err), 0);
+	CHECK(other > 1);
+
+	/* t1: every field given, three entries */
+	db_optable t = optable(1, "s1", "q4_0", "{\"version\": 1, \"keys\": {\"a\": 1}}");
+	t.space_name = (char *)"tiny";
+	t.threads = 4;
+	t.protocol = (char *)"{\"repeats\": 3}";
+	t.protocol_hash = (char *)"ph";
+	t.build_hash = (char *)"bh";
+	t.device_fingerprint = (char *)"{\"cpu\": \"x\"}";
+	t.n_keys = 2;
+	t.n_archs = 1;
+	t.seconds = 12.5;
+	db_optable_entry e[3] = {entry("gqa:h4", 128, 0.5), entry("gqa:h4", 512, 0.75),
+	                         entry("swiglu:x4", 128, 0.25)};
+	e[2].cv = 0.03;
+	e[2].state_bytes = 0;
+	e[2].weight_bytes = -1;
+	CHECK_EQ_INT(db_optable_add(db, &t, e, 3, &t1, &err), 0);
+	CHECK_MSG(err.code == 0, "%s", err.msg);
+	/* t2: same device and space, another quant, no entries, optional fields NULL */
+	t = optable(1, "s1", "q8_0", "{\"version\": 2}");
+	CHECK_EQ_INT(db_optable_add(db, &t, NULL, 0, &t2, &err), 0);
+	/* t3: another space; t4: another device */
+	t = optable(1, "s2", "q4_0", "{\"version\": 3}");
+	CHECK_EQ_INT(db_optable_add(db, &t, e, 1, &t3, &err), 0);
+	t = optable(other, "s1", "q4_0", "{\"version\": 4}");
+	CHECK_EQ_INT(db_optable_add(db, &t, e, 2, &t4, &err), 0);
+	CHECK(t1 > 0 && t2 > t1 && t3 > t2 && t4 > t3);
+
+	/* entries stored, NULLs where asked */
+	CHECK_EQ_INT(count_where(db, "op_table_entries", "table_id", t1), 3);
+	CHECK_EQ_INT(count_where(db, "op_table_entries", "table_id", t2), 0);
+	CHECK_EQ_INT(count_where(db, "op_table_entries", "table_id", t3), 1);
+	CHECK_EQ_INT(count_where(db, "op_table_entries", "table_id", t4), 2);
+	CHECK_EQ_STR(sql_rows(db, "SELECT layer_key, prompt_len, gen_len, depth, prefill_ms, "
+	                          "decode_ms, weight_bytes, state_bytes, instances, cv "
+	                          "FROM op_table_entries WHERE table_id = 1 "
+	                          "ORDER BY layer_key, prompt_len"),
+	             "gqa:h4|128|32|0|1.5|0.5|4096|NULL|2|NULL\n"
+	             "gqa:h4|512|32|0|1.5|0.75|4096|NULL|2|NULL\n"
+	             "swiglu:x4|128|32|0|1.5|0.25|NULL|0|2|0.03");
+
+	/* get: every field back */
+	CHECK_EQ_INT(db_optable_get(db, t1, &got, &err), 0);
+	CHECK_EQ_INT(got.id, t1);
+	CHECK_EQ_INT(got.device_id, 1);
+	CHECK_EQ_STR(got.space_hash, "s1");
+	CHECK_EQ_STR(got.space_name, "tiny");
+	CHECK_EQ_STR(got.quant, "q4_0");
+	CHECK_EQ_STR(got.kv, "f16");
+	CHECK_EQ_INT(got.threads, 4);
+	CHECK_EQ_STR(got.protocol, "{\"repeats\": 3}");
+	CHECK_EQ_STR(got.protocol_hash, "ph");
+	CHECK_EQ_STR(got.build_hash, "bh");
+	CHECK_EQ_STR(got.device_fingerprint, "{\"cpu\": \"x\"}");
+	CHECK_EQ_INT(got.n_keys, 2);
+	CHECK_EQ_INT(got.n_archs, 1);
+	CHECK(got.seconds == 12.5);
+	CHECK_EQ_STR(got.table_json, "{\"version\": 1, \"keys\": {\"a\": 1}}");
+	CHECK(got.created_at != NULL && strlen(got.created_at) == 24 && got.created_at[23] == 'Z');
+	db_optable_clear(&got);
+	CHECK(got.space_hash == NULL && got.table_json == NULL && got.id == 0);
+	db_optable_clear(&got); /* twice: harmless */
+	db_optable_clear(NULL);
+	CHECK_EQ_INT(db_optable_get(db, t2, &got, &err), 0);
+	CHECK_EQ_INT(got.threads, -1);
+	CHECK(isnan(got.seconds));
+	CHECK(got.space_name == NULL && got.protocol == NULL && got.device_fingerprint == NULL);
+	CHECK_EQ_INT(got.n_keys, 0);
+	db_optable_clear(&got);
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_optable_get(db, 999, &got, &err), TL_ENOTFOUND);
+	CHECK_CONTAINS(err.msg, "999");
+	CHECK(got.table_json == NULL);
+
+	/* latest: the newest matching table */
+	static const struct {
+		int64_t dev;
+		const char *space, *quant;
+		int which; /* 1..4: t1..t4, 0: none */
+	} cases[] = {
+	    {1, NULL, NULL, 3},   {1, "s1", NULL, 2},   {1, "s1", "q4_0", 1}, {1, NULL, "q4_0", 3},
+	    {1, NULL, "q8_0", 2}, {1, "s2", "q8_0", 0}, {1, "s3", NULL, 0},   {2, "s1", "q4_0", 4},
+	    {2, NULL, NULL, 4},   {2, "s2", NULL, 0},   {999, NULL, NULL, 0},
+	};
+	int64_t ids[5] = {0, t1, t2, t3, t4};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int64_t dev = cases[i].dev == 2 ? other : cases[i].dev;
+		tl_err_clear(&err);
+		int rc = db_optable_latest(db, dev, cases[i].space, cases[i].quant, &got, &err);
+		if (cases[i].which) {
+			CHECK_MSG(rc == 0 && got.id == ids[cases[i].which],
+			          "case %zu: rc %d id %lld, want table %lld (%s)", i, rc,
+			          (long long)got.id, (long long)ids[cases[i].which], err.msg);
+			CHECK(got.table_json != NULL && strstr(got.table_json, "version") != NULL);
+		} else {
+			CHECK_MSG(rc == TL_ENOTFOUND, "case %zu: rc %d id %lld", i, rc,
+			          (long long)got.id);
+			char want[32];
+			snprintf(want, sizeof want, "device %lld", (long long)dev);
+			CHECK_CONTAINS(err.msg, want);
+			CHECK(strchr(err.msg, '\n') == NULL);
+		}
+		db_optable_clear(&got);
+	}
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_optable_latest(db, 1, "s2", "q8_0", &got, &err), TL_ENOTFOUND);
+	CHECK_EQ_STR(err.msg, "op table: device 1: no operator table for space s2 with quant q8_0");
+
+	/* list: newest first, without table_json */
+	db_optable *list = (db_optable *)&err;
+	size_t n = 99;
+	CHECK_EQ_INT(db_optable_list(db, 1, &list, &n, &err), 0);
+	CHECK_EQ_INT(n, 3);
+	if (n == 3 && list != NULL) {
+		CHECK_EQ_INT(list[0].id, t3);
+		CHECK_EQ_INT(list[1].id, t2);
+		CHECK_EQ_INT(list[2].id, t1);
+		CHECK_EQ_STR(list[0].space_hash, "s2");
+		CHECK_EQ_STR(list[2].space_name, "tiny");
+		CHECK_EQ_INT(list[2].threads, 4);
+		CHECK(list[0].table_json == NULL && list[2].table_json == NULL);
+		CHECK(list[1].created_at != NULL);
+	}
+	db_optables_free(list, n);
+	CHECK_EQ_INT(db_optable_list(db, 999, &list, &n, &err), 0);
+	CHECK_EQ_INT(n, 0);
+	CHECK(list == NULL);
+	db_optables_free(NULL, 0);
+
+	/* all or nothing: a bad entry (negative decode_ms) stores neither the
+	 * table nor the entries before it */
+	long long tables = sql_int(db, "SELECT count(*) FROM op_tables");
+	long long entries = sql_int(db, "SELECT count(*) FROM op_table_entries");
+	CHECK_EQ_INT(tables, 4);
+	CHECK_EQ_INT(entries, 6);
+	db_optable_entry bad[3] = {entry("a", 128, 1), entry("b", 128, -1), entry("c", 128, 1)};
+	t = optable(1, "s1", "q4_0", "{}");
+	id = 77;
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_optable_add(db, &t, bad, 3, &id, &err), TL_EDB);
+	CHECK_EQ_INT(id, 0);
+	CHECK_EQ_INT(err.sub, SQLITE_CONSTRAINT_CHECK);
+	CHECK(db_err_is_constraint(&err));
+	CHECK_CONTAINS(err.msg, "entry 1 (b, P 128 N 32 D 0)");
+	CHECK_CONTAINS(err.msg, "decode_ms >= 0");
+	CHECK(strchr(err.msg, '\n') == NULL);
+	/* a repeated key and shape: the primary key */
+	db_optable_entry dup[2] = {entry("a", 128, 1), entry("a", 128, 2)};
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_optable_add(db, &t, dup, 2, &id, &err), TL_EDB);
+	CHECK_EQ_INT(err.sub, SQLITE_CONSTRAINT_PRIMARYKEY);
+	/* a shape out of range */
+	db_optable_entry p0[1] = {entry("a", 0, 1)};
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_optable_add(db, &t, p0, 1, &id, &err), TL_EDB);
+	CHECK_EQ_INT(err.sub, SQLITE_CONSTRAINT_CHECK);
+	/* the table row itself: JSON that is not an object, no table_json, no device */
+	t.table_json = (char *)"[1, 2]";
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_optable_add(db, &t, e, 3, &id, &err), TL_EDB);
+	CHECK_EQ_INT(err.sub, SQLITE_CONSTRAINT_CHECK);
+	CHECK_CONTAINS(err.msg, "table_json");
+	t.table_json = NULL;
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_optable_add(db, &t, e, 3, &id, &err), TL_EDB);
+	CHECK_EQ_INT(err.sub, SQLITE_CONSTRAINT_NOTNULL);
+	t = optable(999, "s1", "q4_0", "{}");
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_optable_add(db, &t, e, 3, &id, &err), TL_ENOTFOUND);
+	CHECK_CONTAINS(err.msg, "device 999");
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM op_tables"), tables);
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM op_table_entries"), entries);
+
+	/* predictions */
+	int64_t mid = 0, p1 = 0, p2 = 0, p3 = 0;
+	db_measurement m;
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_genome_ensure(db, G1, "g1", 1000, &err), 0);
+	db_measurement_init(&m);
+	m.genome_hash = G1;
+	m.device_id = 1;
+	m.status = "ok";
+	m.ttft_ms = 20;
+	CHECK_EQ_INT(db_measurement_add(db, &m, NULL, 0, &mid, &err), 0);
+	db_prediction p = {.table_id = t1, .genome_hash = G1, .prompt_len = 128, .gen_len = 32,
+	                   .depth = 0, .ttft_ms = 19.5, .decode_ms = 2.5, .peak_rss_bytes = 5000,
+	                   .measurement_id = 0};
+	CHECK_EQ_INT(db_prediction_add(db, &p, &p1, &err), 0);
+	CHECK_MSG(err.code == 0, "%s", err.msg);
+	p.measurement_id = mid;
+	p.ttft_ms = NAN;
+	p.peak_rss_bytes = -1;
+	p.depth = 4096;
+	CHECK_EQ_INT(db_prediction_add(db, &p, &p2, &err), 0);
+	p.table_id = t2;
+	p.measurement_id = 0;
+	CHECK_EQ_INT(db_prediction_add(db, &p, &p3, &err), 0);
+	CHECK(p1 > 0 && p2 > p1 && p3 > p2);
+	char q[256];
+	snprintf(q, sizeof q,
+	         "SELECT table_id, genome_hash = '" G1 "', prompt_len, gen_len, depth, ttft_ms, "
+	         "decode_ms, peak_rss_bytes, measurement_id, length(created_at) FROM predictions "
+	         "ORDER BY id");
+	char want[256];
+	snprintf(want, sizeof want,
+	         "%lld|1|128|32|0|19.5|2.5|5000|NULL|24\n"
+	         "%lld|1|128|32|4096|NULL|2.5|NULL|%lld|24\n"
+	         "%lld|1|128|32|4096|NULL|2.5|NULL|NULL|24",
+	         (long long)t1, (long long)t1, (long long)mid, (long long)t2);
+	CHECK_EQ_STR(sql_rows(db, q), want);
+	/* what is missing is named */
+	p.table_id = t1;
+	p.genome_hash = G2;
+	id = 5;
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_prediction_add(db, &p, &id, &err), TL_ENOTFOUND);
+	CHECK_EQ_INT(id, 0);
+	CHECK_CONTAINS(err.msg, "genome " G2);
+	CHECK_CONTAINS(err.msg, "db_genome_ensure");
+	p.genome_hash = G1;
+	p.table_id = 999;
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_prediction_add(db, &p, &id, &err), TL_ENOTFOUND);
+	CHECK_CONTAINS(err.msg, "op table 999");
+	p.table_id = t1;
+	p.measurement_id = 999;
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_prediction_add(db, &p, &id, &err), TL_ENOTFOUND);
+	CHECK_CONTAINS(err.msg, "measurement 999");
+	p.measurement_id = 0;
+	p.gen_len = 0;
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_prediction_add(db, &p, &id, &err), TL_EDB);
+	CHECK_EQ_INT(err.sub, SQLITE_CONSTRAINT_CHECK);
+	p.gen_len = 32;
+	p.decode_ms = -0.5;
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_prediction_add(db, &p, &id, &err), TL_EDB);
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM predictions"), 3);
+
+	/* deleting a table takes its entries and predictions, nothing else */
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_optable_remove(db, t1, &err), 0);
+	CHECK_MSG(err.code == 0, "%s", err.msg);
+	CHECK_EQ_INT(count_where(db, "op_tables", "id", t1), 0);
+	CHECK_EQ_INT(count_where(db, "op_table_entries", "table_id", t1), 0);
+	CHECK_EQ_INT(count_where(db, "predictions", "table_id", t1), 0);
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM op_table_entries"), entries - 3);
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM predictions"), 1);
+	CHECK_EQ_INT(count_where(db, "predictions", "table_id", t2), 1);
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM measurements"), 1);
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_optable_remove(db, t1, &err), TL_ENOTFOUND);
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_optable_latest(db, 1, "s1", "q4_0", &got, &err), TL_ENOTFOUND);
+	db_optable_clear(&got);
+
+	/* a device with operator tables is kept by the foreign key */
+	tl_err_clear(&err);
+	CHECK(db_device_remove(db, "pi", &err) < 0);
+	CHECK_EQ_INT(count_where(db, "op_tables", "id", t4), 1);
+	CHECK_EQ_STR(sql_rows(db, "PRAGMA foreign_key_check"), "");
+	db_close(db);
+}
+
+/* devices.protocol (a device's measurement-protocol overrides) round-trips
+ * through add, get, list and update; "" is NULL; text that is not a JSON
+ * object is refused by the column's CHECK. */
+static void test_device_protocol(void)
+{
+	char path[256];
+	tl_err err = TL_ERR_INIT;
+	db_device d, g;
+	int64_t id = 0;
+	static const char proto[] = "{\"delay_s\":2,\"thermal\":{\"max_temp_c\":60},"
+	                            "\"pin\":\"taskset -c 4-7\"}";
+
+	path_in(path, sizeof path, "devproto.db");
+	db_conn *db = open_ok(path, 0);
+	if (db == NULL)
+		return;
+	/* local has none */
+	CHECK_EQ_INT(db_device_get(db, "local", &g, &err), 0);
+	CHECK_EQ_STR(g.protocol, "");
+	db_device_init(&d);
+	CHECK_EQ_STR(d.protocol, "");
+	tl_strlcpy(d.name, "phone", sizeof d.name);
+	tl_strlcpy(d.transport, "ssh", sizeof d.transport);
+	tl_strlcpy(d.host, "10.0.0.9", sizeof d.host);
+	tl_strlcpy(d.protocol, proto, sizeof d.protocol);
+	CHECK_EQ_INT(db_device_add(db, &d, &id, &err), 0);
+	CHECK_MSG(err.code == 0, "%s", err.msg);
+	CHECK_EQ_INT(db_device_get(db, "phone", &g, &err), 0);
+	CHECK_EQ_STR(g.protocol, proto);
+	CHECK_EQ_STR(sql_rows(db, "SELECT json_extract(protocol, '$.thermal.max_temp_c'), "
+	                          "json_type(protocol) FROM devices WHERE name = 'phone'"),
+	             "60|object");
+	/* another device without: NULL, not "" */
+	tl_strlcpy(d.name, "board", sizeof d.name);
+	d.protocol[0] = '\0';
+	CHECK_EQ_INT(db_device_add(db, &d, NULL, &err), 0);
+	CHECK_EQ_STR(sql_rows(db, "SELECT name, protocol FROM devices ORDER BY id"),
+	             "local|NULL\n"
+	             "phone|" "{\"delay_s\":2,\"thermal\":{\"max_temp_c\":60},"
+	             "\"pin\":\"taskset -c 4-7\"}\n"
+	             "board|NULL");
+	db_device *all = NULL;
+	size_t n = 0;
+	CHECK_EQ_INT(db_device_list(db, &all, &n, &err), 0);
+	CHECK_EQ_INT(n, 3);
+	if (n == 3) {
+		CHECK_EQ_STR(all[0].protocol, "");
+		CHECK_EQ_STR(all[1].protocol, proto);
+		CHECK_EQ_STR(all[2].protocol, "");
+	}
+	free(all);
+	/* update: set, then clear; the other settings stay */
+	CHECK_EQ_INT(db_device_get(db, "board", &g, &err), 0);
+	tl_strlcpy(g.protocol, "{\"repeats\":2,\"warmup\":0}", sizeof g.protocol);
+	CHECK_EQ_INT(db_device_update(db, &g, &err), 0);
+	CHECK_EQ_INT(db_device_get_id(db, g.id, &g, &err), 0);
+	CHECK_EQ_STR(g.protocol, "{\"repeats\":2,\"warmup\":0}");
+	CHECK_EQ_STR(g.host, "10.0.0.9");
+	CHECK_EQ_INT(db_device_get(db, "phone", &g, &err), 0);
+	g.protocol[0] = '\0';
+	CHECK_EQ_INT(db_device_update(db, &g, &err), 0);
+	CHECK_EQ_STR(sql_rows(db, "SELECT protocol FROM devices WHERE name = 'phone'"), "NULL");
+	/* the column holds JSON objects only */
+	const char *bad[] = {"[1, 2]", "{\"repeats\": ", "3", "\"x\""};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		tl_err_clear(&err);
+		tl_strlcpy(g.protocol, bad[i], sizeof g.protocol);
+		CHECK_EQ_INT(db_device_update(db, &g, &err), TL_EDB);
+		CHECK_EQ_INT(err.sub, SQLITE_CONSTRAINT_CHECK);
+		tl_err_clear(&err);
+		tl_strlcpy(d.name, "bad", sizeof d.name);
+		tl_strlcpy(d.protocol, bad[i], sizeof d.protocol);
+		CHECK_EQ_INT(db_device_add(db, &d, NULL, &err), TL_EDB);
+		CHECK_EQ_INT(err.sub, SQLITE_CONSTRAINT_CHECK);
+	}
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM devices"), 3);
+	CHECK_EQ_STR(sql_rows(db, "SELECT protocol FROM devices WHERE name = 'phone'"), "NULL");
+	db_close(db);
+}
+
 static void rm_tree(const char *path)
 {
 	struct stat st;
@@ -537,6 +1198,10 @@ int main(void)
 	test_failed_migration_is_atomic();
 	test_bad_paths();
 	test_readonly_dir();
+	test_migrate_v3();
+	test_measurement_spread();
+	test_optables();
+	test_device_protocol();
 
 	rm_tree(tmp);
 	return tl_test_end();
