@@ -336,6 +336,33 @@ int cmd_profile_ops(int argc, char **argv, cli_ctx *ctx)
 			prof_result_free(&res);
 		}
 	}
+	/* the reference model (the first profiling model) again at the end:
+	 * its figures are the mean of both, what 'predict --validate' compares
+	 * with to see the device's drift */
+	for (size_t sh = 0; sh < proto.n_shapes; sh++) {
+		char num[4][24];
+		snprintf(num[0], 24, "%lld", (long long)proto.shapes[sh].prompt);
+		snprintf(num[1], 24, "%lld", (long long)proto.shapes[sh].gen);
+		snprintf(num[2], 24, "%lld", (long long)proto.shapes[sh].depth);
+		snprintf(num[3], 24, "%lld", threads);
+		const char *hargs[] = {"--arch", "arch-000.txt", "--prompt", num[0], "--gen", num[1],
+		                       "--depth", num[2], "--quant", quant, "--kv", "f16", "--repeat", "1",
+		                       threads > 0 ? "--threads" : NULL, num[3], NULL};
+		prof_result res;
+		char failure[16];
+		if (cli_dev_measure(s, &dev, wd, hargs, &proto, (double)timeout, &res, failure, &err) < 0) {
+			prof_result_free(&res);
+			tl_err_prefix(&err, "profile-ops: %s: the reference model (%s)", name, failure);
+			goto fail;
+		}
+		fprintf(stderr, "tailor: profile-ops: the reference model again: ttft %.1f ms (%+.1f%%), "
+		        "decode %.3f ms (%+.1f%%)\n", res.ttft_ms.median,
+		        100 * (res.ttft_ms.median / ref_t[sh] - 1), res.decode_ms_p50.median,
+		        100 * (res.decode_ms_p50.median / ref_d[sh] - 1));
+		ref_t[sh] = 0.5 * (ref_t[sh] + res.ttft_ms.median);
+		ref_d[sh] = 0.5 * (ref_d[sh] + res.decode_ms_p50.median);
+		prof_result_free(&res);
+	}
 	if (prof_table_finish(table, &err) < 0 ||
 	    prof_table_set_ref(table, archs[0], ref_t, ref_d, &err) < 0)
 		goto fail;
@@ -510,6 +537,10 @@ static void predict_help(FILE *f)
 	        "  --seed S          seed of the genomes (default 2: not the table's samples)\n"
 	        "  --protocol FILE   protocol of the measurements (default: the table's)\n"
 	        "  --timeout SEC     one measurement at most (default 900)\n"
+	        "  --ref-every N     measure the table's reference model again every N genomes\n"
+	        "                    (and before and after them; 0: only before and after):\n"
+	        "                    the device's drift since the table, and the accuracy\n"
+	        "                    with predictions corrected by it (default 5)\n"
 	        "  --json            JSON output\n"
 	        "  -h, --help        this help\n");
 }
@@ -568,8 +599,9 @@ int cmd_predict(int argc, char **argv, cli_ctx *ctx)
 	    {"validate", no_argument, NULL, 'V'},     {"samples", required_argument, NULL, 'k'},
 	    {"seed", required_argument, NULL, 's'},   {"protocol", required_argument, NULL, 'P'},
 	    {"timeout", required_argument, NULL, 't'}, {"json", no_argument, NULL, 'j'},
-	    {NULL, 0, NULL, 0},
+	    {"ref-every", required_argument, NULL, 'R'}, {NULL, 0, NULL, 0},
 	};
+	long long ref_every = 5;
 	const char *db_flag = ctx->db_flag, *device = NULL, *space_file = NULL, *proto_file = NULL;
 	long long table_id = 0, prompt = -1, gen = -1, depth = -1, samples = 30, seed = 2;
 	long long timeout = 900;
@@ -613,6 +645,10 @@ int cmd_predict(int argc, char **argv, cli_ctx *ctx)
 				return CLI_USAGE;
 			break;
 		case 'j': json = true; break;
+		case 'R':
+			if (cli_int_arg(&ref_every, optarg, 0, 100000, "predict", "--ref-every") < 0)
+				return CLI_USAGE;
+			break;
 		default: return CLI_USAGE;
 		}
 	}
@@ -638,6 +674,7 @@ int cmd_predict(int argc, char **argv, cli_ctx *ctx)
 	cJSON *out = NULL;
 	static char pfiles[PROF_MAX_SHAPES][1024]; /* --validate: a protocol per shape */
 	size_t n_pfiles = 0;
+	double *rpos = NULL, *rratio = NULL; /* --validate: the reference model's readings */
 	int rc = CLI_FAIL;
 	if (a == NULL) {
 		tl_err_set(&err, TL_ENOMEM, "out of memory");
@@ -752,33 +789,49 @@ int cmd_predict(int argc, char **argv, cli_ctx *ctx)
 	}
 	for (size_t i = 0; i < K * nshapes * 6; i++)
 		vals[i] = NAN;
-	/* the table's reference model, now: how far the device drifted since
-	 * the table was measured (again after the genomes) */
-	double drift[PROF_MAX_SHAPES][2][2]; /* shape, start/end, ttft/decode ratio */
-	bool have_ref = false;
+	/* the table's reference model, measured again before the genomes, every
+	 * --ref-every genomes and after them: how far the device has drifted
+	 * since the table (ratios now/then, per shape, TTFT and decode) */
+	size_t n_reads = 0, max_reads = K / (ref_every ? (size_t)ref_every : K + 1) + 2;
+	rpos = calloc(max_reads, sizeof *rpos);
+	rratio = calloc(max_reads * nshapes * 2, sizeof *rratio);
+	bool have_ref = prompt < 0;
 	const char *quant = row.quant ? row.quant : "q4_0";
-	for (size_t i = 0; i < nshapes; i++) {
-		double rt, rd, v[3];
-		const char *ref = prof_table_ref(t, i, &rt, &rd);
-		drift[i][0][0] = drift[i][0][1] = drift[i][1][0] = drift[i][1][1] = NAN;
-		if (ref == NULL || prompt >= 0)
-			continue;
-		if (measure_arch(db_path_resolve(db_flag), device, ref, "", &shapes[i], pfiles[i], quant,
-		                 timeout, v, NULL, &err) < 0)
-			goto fail;
-		drift[i][0][0] = v[0] / rt;
-		drift[i][0][1] = v[1] / rd;
-		have_ref = true;
-		fprintf(stderr, "tailor: predict: the table's reference model now: ttft %.1f ms (%+.1f%% "
-		        "since the table), decode %.3f ms (%+.1f%%)\n", v[0], 100 * (v[0] / rt - 1),
-		        v[1], 100 * (v[1] / rd - 1));
+	if (rpos == NULL || rratio == NULL) {
+		tl_err_set(&err, TL_ENOMEM, "out of memory");
+		goto fail;
 	}
+	for (size_t i = 0; i < nshapes; i++) {
+		double rt, rd;
+		if (prof_table_ref(t, i, &rt, &rd) == NULL)
+			have_ref = false;
+	}
+#define REF_READING(pos, when)                                                                  \
+	do {                                                                                        \
+		for (size_t i_ = 0; have_ref && i_ < nshapes; i_++) {                                   \
+			double rt_, rd_, v_[3];                                                             \
+			const char *ref_ = prof_table_ref(t, i_, &rt_, &rd_);                               \
+			if (measure_arch(db_path_resolve(db_flag), device, ref_, "", &shapes[i_],          \
+			                 pfiles[i_], quant, timeout, v_, NULL, &err) < 0)                   \
+				goto fail;                                                                      \
+			rratio[(n_reads * nshapes + i_) * 2] = v_[0] / rt_;                                 \
+			rratio[(n_reads * nshapes + i_) * 2 + 1] = v_[1] / rd_;                             \
+			fprintf(stderr, "tailor: predict: the table's reference model %s: ttft %.1f ms "     \
+			        "(%+.1f%% since the table), decode %.3f ms (%+.1f%%)\n", when, v_[0],        \
+			        100 * (v_[0] / rt_ - 1), v_[1], 100 * (v_[1] / rd_ - 1));                   \
+		}                                                                                       \
+		if (have_ref)                                                                           \
+			rpos[n_reads++] = (pos);                                                            \
+	} while (0)
+	REF_READING(0.0, "before the genomes");
 	tl_rng rng;
 	tl_rng_seed(&rng, (uint64_t)seed, 0x76616c69 /* "vali" */);
 	out = cJSON_CreateArray();
 	double t0 = now_s();
 	for (size_t k = 0; k < K; k++) {
 		genome g;
+		if (k > 0 && ref_every > 0 && k % (size_t)ref_every == 0 && n_reads + 1 < max_reads)
+			REF_READING((double)k, "now");
 		free(arch_text);
 		free(text);
 		arch_text = text = NULL;
@@ -832,20 +885,8 @@ int cmd_predict(int argc, char **argv, cli_ctx *ctx)
 			cJSON_AddItemToArray(out, o);
 		}
 	}
-	for (size_t i = 0; have_ref && i < nshapes; i++) {
-		double rt, rd, v[3];
-		const char *ref = prof_table_ref(t, i, &rt, &rd);
-		if (ref == NULL)
-			continue;
-		if (measure_arch(db_path_resolve(db_flag), device, ref, "", &shapes[i], pfiles[i], quant,
-		                 timeout, v, NULL, &err) < 0)
-			goto fail;
-		drift[i][1][0] = v[0] / rt;
-		drift[i][1][1] = v[1] / rd;
-		fprintf(stderr, "tailor: predict: the table's reference model after the genomes: ttft "
-		        "%.1f ms (%+.1f%%), decode %.3f ms (%+.1f%%)\n", v[0], 100 * (v[0] / rt - 1),
-		        v[1], 100 * (v[1] / rd - 1));
-	}
+	REF_READING((double)K, "after the genomes");
+#undef REF_READING
 	cJSON *summary = cJSON_CreateObject();
 	if (!json)
 		printf("predictor accuracy on %s: table %lld, %zu random genomes of %s (seed %lld)\n",
@@ -883,17 +924,28 @@ int cmd_predict(int argc, char **argv, cli_ctx *ctx)
 			cJSON_AddNumberToObject(x, "within5", acc[q].within5);
 			cJSON_AddNumberToObject(x, "within10", acc[q].within10);
 		}
-		/* drift-corrected: predictions times the reference model's ratio
-		 * (mean of before and after) */
+		/* drift-corrected: each prediction times the reference model's ratio
+		 * now/then, interpolated between the readings around the genome */
 		prof_accuracy dacc[2];
-		bool corrected = isfinite(drift[i][0][0]) && isfinite(drift[i][1][0]);
+		bool corrected = have_ref && n_reads >= 2;
+		double mean_ratio[2] = {NAN, NAN};
 		for (int q = 0; corrected && q < 2; q++) {
-			double r = 0.5 * (drift[i][0][q] + drift[i][1][q]);
 			double *pc = malloc(K * sizeof(double)), *mc = malloc(K * sizeof(double));
+			double rsum = 0;
 			for (size_t k = 0; pc && mc && k < K; k++) {
+				double x = (double)k + 0.5;
+				size_t j = 0;
+				while (j + 2 < n_reads && rpos[j + 1] < x)
+					j++;
+				double r0 = rratio[(j * nshapes + i) * 2 + q];
+				double r1 = rratio[((j + 1) * nshapes + i) * 2 + q];
+				double w = (x - rpos[j]) / (rpos[j + 1] - rpos[j]);
+				double r = (1 - w) * r0 + w * r1;
+				rsum += r;
 				pc[k] = vals[(k * nshapes + i) * 6 + q] * r;
 				mc[k] = vals[(k * nshapes + i) * 6 + 3 + q];
 			}
+			mean_ratio[q] = rsum / (double)K;
 			if (pc && mc)
 				prof_accuracy_compute(&dacc[q], pc, mc, K);
 			else
@@ -901,9 +953,10 @@ int cmd_predict(int argc, char **argv, cli_ctx *ctx)
 			free(pc);
 			free(mc);
 			cJSON *x = cJSON_AddObjectToObject(so, q ? "decode_drift_corrected" : "ttft_drift_corrected");
-			cJSON_AddNumberToObject(x, "ratio", r);
+			cJSON_AddNumberToObject(x, "mean_ratio", mean_ratio[q]);
 			cJSON_AddNumberToObject(x, "rmspe", dacc[q].rmspe);
 			cJSON_AddNumberToObject(x, "bias", dacc[q].bias);
+			cJSON_AddNumberToObject(x, "max_abs", dacc[q].max_abs);
 			cJSON_AddNumberToObject(x, "within5", dacc[q].within5);
 			cJSON_AddNumberToObject(x, "within10", dacc[q].within10);
 		}
@@ -914,9 +967,9 @@ int cmd_predict(int argc, char **argv, cli_ctx *ctx)
 			acc_row("decode", &acc[1]);
 			acc_row("peak RSS", &acc[2]);
 			if (corrected) {
-				printf("drift-corrected (x the reference model's ratio now/then: ttft %.4f, "
-				       "decode %.4f):\n", 0.5 * (drift[i][0][0] + drift[i][1][0]),
-				       0.5 * (drift[i][0][1] + drift[i][1][1]));
+				printf("drift-corrected (x the reference model's ratio now/then from %zu "
+				       "readings, mean ttft %.4f, decode %.4f):\n", n_reads, mean_ratio[0],
+				       mean_ratio[1]);
 				acc_row("TTFT", &dacc[0]);
 				acc_row("decode", &dacc[1]);
 			}
@@ -941,6 +994,8 @@ fail:
 		rc = cli_fail(&err);
 	for (size_t i = 0; i < n_pfiles; i++)
 		unlink(pfiles[i]);
+	free(rpos);
+	free(rratio);
 	cJSON_Delete(out);
 	free(vals);
 	free(text);
