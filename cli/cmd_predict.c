@@ -108,6 +108,11 @@ static void profile_help(FILE *f)
 	        "  --seed S          seed of the samples (default 1)\n"
 	        "  --repeats R, --warmup W   override the protocol's\n"
 	        "  --timeout SEC     one harness run at most (default 900)\n"
+	        "  --ref-every N     measure the first model again after every N models and\n"
+	        "                    at the end; each model's times are scaled to the\n"
+	        "                    device's state at the start, interpolated between these\n"
+	        "                    readings (a device drifts by per cents over minutes);\n"
+	        "                    0: at the end only (default 5)\n"
 	        "  --json            print the table (JSON) instead of a summary\n"
 	        "  -h, --help        this help\n");
 }
@@ -150,6 +155,39 @@ static int read_obs(obs_buf *b, const char *raw, int n, tl_err *err)
 	return 0;
 }
 
+/* The first profiling model (arch-000.txt in wd) at shape sh: TTFT and
+ * decode now, for the drift readings. */
+static int measure_ref(dev_session *s, const db_device *dev, const char *wd,
+                       const prof_protocol *proto, const prof_shape *sh, const char *quant,
+                       long long threads, long long timeout, double *ttft, double *dec,
+                       tl_err *err)
+{
+	char num[4][24], failure[16];
+	snprintf(num[0], 24, "%lld", (long long)sh->prompt);
+	snprintf(num[1], 24, "%lld", (long long)sh->gen);
+	snprintf(num[2], 24, "%lld", (long long)sh->depth);
+	snprintf(num[3], 24, "%lld", threads);
+	const char *hargs[] = {"--arch", "arch-000.txt", "--prompt", num[0], "--gen", num[1],
+	                       "--depth", num[2], "--quant", quant, "--kv", "f16", "--repeat", "1",
+	                       threads > 0 ? "--threads" : NULL, num[3], NULL};
+	prof_result res;
+	int rc = cli_dev_measure(s, dev, wd, hargs, proto, (double)timeout, &res, failure, err);
+	if (rc == 0) {
+		*ttft = res.ttft_ms.median;
+		*dec = res.decode_ms_p50.median;
+	} else {
+		tl_err_prefix(err, "the reference model (%s)", failure);
+	}
+	prof_result_free(&res);
+	return rc;
+}
+
+/* A measured run waiting for its drift correction. */
+typedef struct pending_run {
+	size_t model, shape;
+	char *raw;
+} pending_run;
+
 int cmd_profile_ops(int argc, char **argv, cli_ctx *ctx)
 {
 	static const struct option longopts[] = {
@@ -159,10 +197,12 @@ int cmd_profile_ops(int argc, char **argv, cli_ctx *ctx)
 	    {"layers", required_argument, NULL, 'L'}, {"quant", required_argument, NULL, 'q'},
 	    {"seed", required_argument, NULL, 's'},  {"repeats", required_argument, NULL, 'r'},
 	    {"warmup", required_argument, NULL, 'w'}, {"timeout", required_argument, NULL, 't'},
-	    {"json", no_argument, NULL, 'j'},        {NULL, 0, NULL, 0},
+	    {"json", no_argument, NULL, 'j'},        {"ref-every", required_argument, NULL, 'R'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *db_flag = ctx->db_flag, *space_file = NULL, *proto_file = NULL;
 	const char *quant = "q4_0", *repeats = NULL, *warmup = NULL;
+	long long ref_every = 5;
 	long long samples = 3000, instances = 3, layers = 0, seed = 1, timeout = 900;
 	bool json = false;
 	int c;
@@ -203,6 +243,10 @@ int cmd_profile_ops(int argc, char **argv, cli_ctx *ctx)
 				return CLI_USAGE;
 			break;
 		case 'j': json = true; break;
+		case 'R':
+			if (cli_int_arg(&ref_every, optarg, 0, 100000, "device profile-ops", "--ref-every") < 0)
+				return CLI_USAGE;
+			break;
 		default: return CLI_USAGE;
 		}
 	}
@@ -231,6 +275,9 @@ int cmd_profile_ops(int argc, char **argv, cli_ctx *ctx)
 	char wd[DEV_PATH_MAX] = "", build_hash[65] = "";
 	obs_buf ob = {0};
 	op_arch *a = malloc(sizeof *a);
+	pending_run *pend = NULL;
+	size_t n_pend = 0, cap_pend = 0, n_rd = 0;
+	double *rd_pos = NULL, *rd_t = NULL, *rd_d = NULL; /* drift readings */
 	int rc = CLI_FAIL;
 	double t0 = now_s();
 	if (a == NULL) {
@@ -277,6 +324,14 @@ int cmd_profile_ops(int argc, char **argv, cli_ctx *ctx)
 		goto fail;
 	long long threads = proto.threads ? proto.threads : dev.threads;
 	double ref_t[PROF_MAX_SHAPES], ref_d[PROF_MAX_SHAPES];
+	size_t max_rd = n_archs / (ref_every > 0 ? (size_t)ref_every : n_archs + 1) + 3;
+	rd_pos = calloc(max_rd, sizeof *rd_pos);
+	rd_t = calloc(max_rd * proto.n_shapes, sizeof *rd_t);
+	rd_d = calloc(max_rd * proto.n_shapes, sizeof *rd_d);
+	if (!rd_pos || !rd_t || !rd_d) {
+		tl_err_set(&err, TL_ENOMEM, "out of memory");
+		goto fail;
+	}
 	for (size_t i = 0; i < n_archs; i++) {
 		char local[1024], remote[64];
 		const char *tmp = getenv("TMPDIR");
@@ -316,15 +371,24 @@ int cmd_profile_ops(int argc, char **argv, cli_ctx *ctx)
 				goto fail;
 			}
 			for (size_t k = res.first; k < res.n; k++) {
-				if (read_obs(&ob, res.samples[k].raw, a->n_layers, &err) < 0 ||
-				    prof_table_observe(table, sh, a, &ob.obs, &err) < 0) {
-					prof_result_free(&res);
-					goto fail;
+				if (n_pend == cap_pend) {
+					cap_pend = cap_pend ? cap_pend * 2 : 64;
+					pending_run *np = realloc(pend, cap_pend * sizeof *np);
+					if (np == NULL) {
+						prof_result_free(&res);
+						tl_err_set(&err, TL_ENOMEM, "out of memory");
+						goto fail;
+					}
+					pend = np;
 				}
+				pend[n_pend++] = (pending_run){i, sh, res.samples[k].raw};
+				res.samples[k].raw = NULL; /* taken */
 			}
-			if (i == 0) {
-				ref_t[sh] = res.ttft_ms.median;
-				ref_d[sh] = res.decode_ms_p50.median;
+			if (i == 0) { /* the first drift reading: the state the table is scaled to */
+				ref_t[sh] = rd_t[sh] = res.ttft_ms.median;
+				ref_d[sh] = rd_d[sh] = res.decode_ms_p50.median;
+				rd_pos[0] = 0.5;
+				n_rd = 1;
 			}
 			fprintf(stderr, "tailor: profile-ops: model %zu/%zu (%d layers) P%lld/N%lld/D%lld: "
 			        "ttft %.1f ms, decode %.3f ms (cv %.1f%%%s), %.1f MiB; %.0f s\n", i + 1,
@@ -335,33 +399,58 @@ int cmd_profile_ops(int argc, char **argv, cli_ctx *ctx)
 			        now_s() - t0);
 			prof_result_free(&res);
 		}
-	}
-	/* the reference model (the first profiling model) again at the end:
-	 * its figures are the mean of both, what 'predict --validate' compares
-	 * with to see the device's drift */
-	for (size_t sh = 0; sh < proto.n_shapes; sh++) {
-		char num[4][24];
-		snprintf(num[0], 24, "%lld", (long long)proto.shapes[sh].prompt);
-		snprintf(num[1], 24, "%lld", (long long)proto.shapes[sh].gen);
-		snprintf(num[2], 24, "%lld", (long long)proto.shapes[sh].depth);
-		snprintf(num[3], 24, "%lld", threads);
-		const char *hargs[] = {"--arch", "arch-000.txt", "--prompt", num[0], "--gen", num[1],
-		                       "--depth", num[2], "--quant", quant, "--kv", "f16", "--repeat", "1",
-		                       threads > 0 ? "--threads" : NULL, num[3], NULL};
-		prof_result res;
-		char failure[16];
-		if (cli_dev_measure(s, &dev, wd, hargs, &proto, (double)timeout, &res, failure, &err) < 0) {
-			prof_result_free(&res);
-			tl_err_prefix(&err, "profile-ops: %s: the reference model (%s)", name, failure);
-			goto fail;
+		if (ref_every > 0 && (i + 1) % (size_t)ref_every == 0 && i + 1 < n_archs &&
+		    n_rd >= 1 && n_rd + 1 < max_rd) {
+			size_t S = proto.n_shapes;
+			for (size_t sh = 0; sh < S; sh++)
+				if (measure_ref(s, &dev, wd, &proto, &proto.shapes[sh], quant, threads, timeout,
+				                &rd_t[n_rd * S + sh], &rd_d[n_rd * S + sh], &err) < 0)
+					goto fail;
+			rd_pos[n_rd++] = (double)(i + 1);
 		}
-		fprintf(stderr, "tailor: profile-ops: the reference model again: ttft %.1f ms (%+.1f%%), "
-		        "decode %.3f ms (%+.1f%%)\n", res.ttft_ms.median,
-		        100 * (res.ttft_ms.median / ref_t[sh] - 1), res.decode_ms_p50.median,
-		        100 * (res.decode_ms_p50.median / ref_d[sh] - 1));
-		ref_t[sh] = 0.5 * (ref_t[sh] + res.ttft_ms.median);
-		ref_d[sh] = 0.5 * (ref_d[sh] + res.decode_ms_p50.median);
-		prof_result_free(&res);
+	}
+	/* the last drift reading, then every run scaled to the first reading's
+	 * state (ratios interpolated at the run's place) and recorded */
+	if (n_rd >= 1 && n_rd < max_rd && rd_pos[n_rd - 1] < (double)n_archs) {
+		for (size_t sh = 0; sh < proto.n_shapes; sh++)
+			if (measure_ref(s, &dev, wd, &proto, &proto.shapes[sh], quant, threads, timeout,
+			                &rd_t[n_rd * proto.n_shapes + sh], &rd_d[n_rd * proto.n_shapes + sh],
+			                &err) < 0)
+				goto fail;
+		rd_pos[n_rd++] = (double)n_archs;
+	}
+	for (size_t r = 0; r < n_rd; r++)
+		for (size_t sh = 0; sh < proto.n_shapes; sh++)
+			fprintf(stderr, "tailor: profile-ops: drift reading %zu after %.1f models, shape %zu: "
+			        "ttft %+.1f%%, decode %+.1f%% since the start\n", r, rd_pos[r], sh,
+			        100 * (rd_t[r * proto.n_shapes + sh] / rd_t[sh] - 1),
+			        100 * (rd_d[r * proto.n_shapes + sh] / rd_d[sh] - 1));
+	for (size_t q = 0; q < n_pend; q++) {
+		const pending_run *pr = &pend[q];
+		size_t S = proto.n_shapes, sh = pr->shape;
+		double x = (double)pr->model + 0.5, ratio[2] = {1, 1};
+		if (n_rd >= 2) {
+			size_t j = 0;
+			while (j + 2 < n_rd && rd_pos[j + 1] < x)
+				j++;
+			double w = (x - rd_pos[j]) / (rd_pos[j + 1] - rd_pos[j]);
+			if (w < 0)
+				w = 0;
+			ratio[0] = ((1 - w) * rd_t[j * S + sh] + w * rd_t[(j + 1) * S + sh]) / rd_t[sh];
+			ratio[1] = ((1 - w) * rd_d[j * S + sh] + w * rd_d[(j + 1) * S + sh]) / rd_d[sh];
+		}
+		if (op_arch_parse(a, archs[pr->model], "profiling model", &err) < 0 ||
+		    read_obs(&ob, pr->raw, a->n_layers, &err) < 0)
+			goto fail;
+		int n = a->n_layers;
+		for (int l = 0; l < n; l++) {
+			ob.v[l] /= ratio[0];     /* layer_prefill_ms */
+			ob.v[n + l] /= ratio[1]; /* layer_decode_ms  */
+		}
+		ob.obs.ttft_ms /= ratio[0];
+		ob.obs.decode_ms /= ratio[1];
+		if (prof_table_observe(table, sh, a, &ob.obs, &err) < 0)
+			goto fail;
 	}
 	if (prof_table_finish(table, &err) < 0 ||
 	    prof_table_set_ref(table, archs[0], ref_t, ref_d, &err) < 0)
@@ -441,6 +530,12 @@ fail:
 	dev_session_close(s);
 	dev_lock_release(lock);
 	db_close(db);
+	for (size_t q = 0; q < n_pend; q++)
+		free(pend[q].raw);
+	free(pend);
+	free(rd_pos);
+	free(rd_t);
+	free(rd_d);
 	free(ob.v);
 	free(tjson);
 	free(pjson);
