@@ -586,9 +586,11 @@ int ev_config_parse(ev_config *c, const char *json, const char *source, const ch
 	v = cJSON_GetObjectItemCaseSensitive(root, "evaluation");
 	if (v && !(cJSON_IsString(v) && (!strcmp(v->valuestring, "measure") ||
 	                                 !strcmp(v->valuestring, "predict")))) {
-		tl_err_set(err, TL_EINVAL, "%s: evaluation: \"measure\" (every candidate on its "
-		           "devices) or \"predict\" (from the devices' operator tables: tailor device "
-		           "profile-ops)", source);
+		tl_err_set(err, TL_EINVAL, "%s: evaluation: %s%s%s: not \"measure\" (every candidate "
+		           "on its devices) or \"predict\" (from the devices' operator tables: tailor "
+		           "device profile-ops)", source, cJSON_IsString(v) ? "\"" : "",
+		           cJSON_IsString(v) ? v->valuestring : "not a string",
+		           cJSON_IsString(v) ? "\"" : "");
 		goto out;
 	}
 	c->bench.predict = v && !strcmp(v->valuestring, "predict");

@@ -98,5 +98,24 @@ if [ "$(grep -c '^prompt/gen/depth' "$tmp/out")" = 2 ] && grep -q "drift-correct
 nm=$(q "SELECT count(*) FROM measurements WHERE status = 'ok'")
 if [ "$nm" = 8 ]; then ok; else fail "validate: $nm measurements, want 8"; fi
 
+# a search that takes its device metrics from the table (evaluation "predict"):
+# no measurement is added, every candidate's prediction is stored
+cat >"$tmp/search.json" <<JSON
+{"name": "screen", "space": "$SPACE", "mode": "nsga2", "population": 8, "generations": 2,
+ "seed": 3, "evaluation": "predict",
+ "objectives": [{"metric": "params", "direction": "max"},
+                {"metric": "decode_ms@local", "direction": "min"}],
+ "devices": ["local"], "bench": {"prompt": 8, "gen": 4, "depth": 32}}
+JSON
+np0=$(q "SELECT count(*) FROM predictions")
+nm0=$(q "SELECT count(*) FROM measurements")
+run_expect 0 -1 "frontier" -- "$TAILOR" --db "$DB" run start "$tmp/search.json"
+np1=$(q "SELECT count(*) FROM predictions")
+nm1=$(q "SELECT count(*) FROM measurements")
+if [ "$nm1" = "$nm0" ] && [ "$((np1 - np0))" -ge 12 ]; then ok; else
+	fail "evaluation predict: $((np1 - np0)) predictions, $((nm1 - nm0)) measurements added"; fi
+sed -i 's/"predict"/"guess"/' "$tmp/search.json"
+run_expect 1 1 "guess" -- "$TAILOR" --db "$DB" run start "$tmp/search.json"
+
 echo "test_predict: $checks checks, $fails failed"
 [ "$fails" = 0 ]
