@@ -22,6 +22,22 @@ const char *op_struct_name(int s)
 {
 	return s >= 0 && s < OP_STRUCT_COUNT ? struct_names[s] : "?";
 }
+const char *op_feat_name(int v)
+{
+	return v >= 0 && v < OP_FEAT_COUNT ? feat_names[v] : "?";
+}
+const char *op_mask_name(int v)
+{
+	return v >= 0 && v < OP_MASK_COUNT ? mask_names[v] : "?";
+}
+const char *op_nonlin_name(int v)
+{
+	return v >= 0 && v < OP_NL_COUNT ? nonlin_names[v] : "?";
+}
+const char *op_chmix_name(int v)
+{
+	return v >= 0 && v < OP_CH_COUNT ? chmix_names[v] : "?";
+}
 
 static int lookup(const char *const *tab, int n, const char *s, size_t len)
 {

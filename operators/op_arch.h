@@ -57,6 +57,11 @@ typedef struct op_arch {
 /* Parse the arch text. Errors: TL_EPARSE "<source>: line N: <reason>". */
 int op_arch_parse(op_arch *out, const char *text, const char *source, tl_err *err);
 
+/* The names the arch text spells ("?" out of range). */
 const char *op_struct_name(int s);
+const char *op_feat_name(int v);
+const char *op_mask_name(int v);
+const char *op_nonlin_name(int v);
+const char *op_chmix_name(int v);
 
 #endif

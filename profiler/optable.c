@@ -11,18 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The arch text's names (operators/arch.c parses them). */
-static const char *const feat_names[] = {"qkv", "bch", "cbva", "glu"};
-static const char *const struct_names[] = {"diagonal", "lowrank", "semisep", "toeplitz", "dense"};
-static const char *const mask_names[] = {"none", "window", "block"};
-static const char *const nonlin_names[] = {"none", "softmax", "silu", "sigmoid", "posfeat"};
-static const char *const chmix_names[] = {"diagonal", "heads", "dense"};
 static const char group_names[OP_NGROUPS] = {'C', 'B', 'V', 'A'};
-
-static const char *name_of(const char *const *tab, int n, int v)
-{
-	return v >= 0 && v < n ? tab[v] : "?";
-}
 
 /* ---- keys ------------------------------------------------------------------------ */
 
@@ -31,16 +20,13 @@ int prof_layer_key(const op_arch *a, int i, char *buf, size_t n, tl_err *err)
 	const op_layer *l = &a->layers[i];
 	tl_sb sb = {0};
 	tl_sb_printf(&sb, "%s.%s.%s.%s.%s h=%u kv=%u hd=%u len=%u inner=%u state=%u qkn=%u rope=%u",
-	             name_of(feat_names, OP_FEAT_COUNT, l->feat),
-	             name_of(struct_names, OP_STRUCT_COUNT, l->structure),
-	             name_of(mask_names, OP_MASK_COUNT, l->mask),
-	             name_of(nonlin_names, OP_NL_COUNT, l->nonlin),
-	             name_of(chmix_names, OP_CH_COUNT, l->chmix), l->heads, l->kv_heads, l->head_dim,
+	             op_feat_name(l->feat), op_struct_name(l->structure), op_mask_name(l->mask),
+	             op_nonlin_name(l->nonlin), op_chmix_name(l->chmix), l->heads, l->kv_heads, l->head_dim,
 	             l->len, l->inner, l->state, l->qk_norm, l->rope);
 	for (int g = 0; g < OP_NGROUPS; g++) {
 		if (l->xowner[g] < 0)
 			continue;
-		const char *ch = name_of(chmix_names, OP_CH_COUNT, l->proj_chmix[g]);
+		const char *ch = op_chmix_name(l->proj_chmix[g]);
 		if (l->xowner[g] != i)
 			tl_sb_printf(&sb, " %c=xsh%u/%s/conv%u", group_names[g], l->width[g], ch, l->conv[g]);
 		else
