@@ -49,6 +49,15 @@ int cli_int_arg(long long *out, const char *val, long long lo, long long hi,
  * these (cli/genome_arg.c). */
 struct genome;
 int cli_load_genome(struct genome *g, const char *arg, tl_err *err);
+/* The arch text of a genome (genome_arch_describe; malloc'd into *text) and,
+ * when hash is not NULL, its SHA-256 (the genome's content hash).
+ * TL_EINVAL from the decoder, TL_ENOMEM (cli/genome_arg.c). */
+int cli_genome_arch_text(char **text, char hash[65], const struct genome *g, tl_err *err);
+
+/* A new temporary file under $TMPDIR (else /tmp) named <prefix>-XXXXXX
+ * holding `content`; its path in path[n]. Nothing is left behind on
+ * failure: TL_EIO naming the file (cli/util.c). The caller unlinks it. */
+int cli_temp_file(char *path, size_t n, const char *prefix, const char *content, tl_err *err);
 
 /* Build the harness of arch_text through the build cache and run it here
  * (cli/cmd_build.c): *out is its JSON object (cJSON_Delete), or the error

@@ -123,18 +123,7 @@ static int arch_of(char **text, char hash[65], const char *arg, tl_err *err)
 	*text = NULL;
 	if (cli_load_genome(&g, arg, err) < 0)
 		return TL_EUSAGE;
-	genome_arch *a = malloc(sizeof *a);
-	if (a == NULL)
-		return tl_err_set(err, TL_ENOMEM, "out of memory");
-	int rc = genome_decode(a, &g, err);
-	if (rc == 0) {
-		*text = genome_arch_describe(a);
-		if (*text == NULL)
-			rc = tl_err_set(err, TL_ENOMEM, "out of memory");
-		else
-			tl_sha256_hex(*text, strlen(*text), hash);
-	}
-	free(a);
+	int rc = cli_genome_arch_text(text, hash, &g, err);
 	if (rc < 0)
 		tl_err_prefix(err, "genome %s", arg);
 	return rc;
@@ -598,19 +587,10 @@ int cli_bench_local(cJSON **out, const char *arch_text, const cli_bench_args *a,
 	 * compile costs seconds. (A device build compiles the arch in.) */
 	if (op_emit_build(&r, NULL, NULL, &o, err) < 0)
 		return err->code;
-	const char *tmp = getenv("TMPDIR");
 	char apath[1024];
-	snprintf(apath, sizeof apath, "%s/tailor-arch-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-	int fd = mkstemp(apath);
-	if (fd < 0)
-		return tl_err_setsub(err, TL_EIO, errno, "bench: temporary arch file in %s: %s",
-		                     tmp && *tmp ? tmp : "/tmp", strerror(errno));
-	size_t alen = strlen(arch_text);
-	bool wrote = write(fd, arch_text, alen) == (ssize_t)alen;
-	close(fd);
-	if (!wrote) {
-		unlink(apath);
-		return tl_err_setsub(err, TL_EIO, errno, "bench: %s: write failed", apath);
+	if (cli_temp_file(apath, sizeof apath, "tailor-arch", arch_text, err) < 0) {
+		tl_err_prefix(err, "bench");
+		return err->code;
 	}
 	char sp[24], sg[24], sd[24], st[24], sr[24];
 	snprintf(sp, sizeof sp, "%d", a->prompt);

@@ -38,18 +38,8 @@ static double now_s(void)
 /* The arch of a genome (text malloc'd into *text, parsed into *a). */
 static int genome_arch_of(op_arch *a, char **text, const genome *g, tl_err *err)
 {
-	genome_arch *ga = malloc(sizeof *ga);
-	*text = NULL;
-	if (ga == NULL)
-		return tl_err_set(err, TL_ENOMEM, "out of memory");
-	if (genome_decode(ga, g, err) < 0) {
-		free(ga);
-		return TL_EINVAL;
-	}
-	*text = genome_arch_describe(ga);
-	free(ga);
-	if (*text == NULL)
-		return tl_err_set(err, TL_ENOMEM, "out of memory");
+	if (cli_genome_arch_text(text, NULL, g, err) < 0)
+		return err->code;
 	return op_arch_parse(a, *text, "genome", err);
 }
 
@@ -334,19 +324,10 @@ int cmd_profile_ops(int argc, char **argv, cli_ctx *ctx)
 	}
 	for (size_t i = 0; i < n_archs; i++) {
 		char local[1024], remote[64];
-		const char *tmp = getenv("TMPDIR");
-		snprintf(local, sizeof local, "%s/tailor-prof-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-		int fd = mkstemp(local);
-		size_t len = strlen(archs[i]);
-		if (fd < 0 || write(fd, archs[i], len) != (ssize_t)len) {
-			tl_err_setsub(&err, TL_EIO, errno, "profile-ops: %s: %s", local, strerror(errno));
-			if (fd >= 0) {
-				close(fd);
-				unlink(local);
-			}
+		if (cli_temp_file(local, sizeof local, "tailor-prof", archs[i], &err) < 0) {
+			tl_err_prefix(&err, "profile-ops");
 			goto fail;
 		}
-		close(fd);
 		snprintf(remote, sizeof remote, "arch-%03zu.txt", i);
 		int up = dev_upload(s, local, wd, remote, 0644, &err);
 		unlink(local);
@@ -648,7 +629,9 @@ static int load_table(prof_table **t, db_optable *row, db_conn *db, int64_t devi
 	if (rc < 0)
 		return rc;
 	if (row->device_id != device_id)
-		return tl_err_set(err, TL_EINVAL, "table %lld belongs to another device", table_id);
+		return tl_err_set(err, TL_EINVAL, "--table %lld: a table of another device (its tables: "
+		                  "tailor query \"SELECT id, device_id, space_name, created_at FROM "
+		                  "op_tables\")", table_id);
 	char src[32];
 	snprintf(src, sizeof src, "table %lld", (long long)row->id);
 	return prof_table_from_json(t, row->table_json, src, err);
@@ -781,7 +764,10 @@ int cmd_predict(int argc, char **argv, cli_ctx *ctx)
 		goto fail;
 	if (load_table(&t, &row, db, dev.id, table_id, space ? genome_space_hash(space) : NULL,
 	               &err) < 0) {
-		if (err.code == TL_ENOTFOUND)
+		if (err.code == TL_ENOTFOUND && table_id > 0)
+			tl_err_prefix(&err, "predict: --table %lld: no such table (the tables: tailor query "
+			              "\"SELECT id, device_id, space_name FROM op_tables\")", table_id);
+		else if (err.code == TL_ENOTFOUND)
 			tl_err_prefix(&err, "predict: %s has no operator table%s (run 'tailor device "
 			              "profile-ops %s --space FILE')", device,
 			              space ? " for this space" : "", device);
@@ -859,21 +845,17 @@ int cmd_predict(int argc, char **argv, cli_ctx *ctx)
 			one.n_shapes = 1;
 			one.shapes[0] = shapes[i];
 			char *pj = prof_protocol_json(&one);
-			const char *tmp = getenv("TMPDIR");
-			snprintf(pfiles[i], sizeof pfiles[i], "%s/tailor-proto-XXXXXX",
-			         tmp && *tmp ? tmp : "/tmp");
-			int fd = pj ? mkstemp(pfiles[i]) : -1;
-			size_t len = pj ? strlen(pj) : 0;
-			bool wrote = fd >= 0 && write(fd, pj, len) == (ssize_t)len;
-			free(pj);
-			if (fd >= 0) {
-				close(fd);
-				n_pfiles++;
-			}
-			if (!wrote) {
-				tl_err_setsub(&err, TL_EIO, errno, "predict: %s: %s", pfiles[i], strerror(errno));
+			if (pj == NULL) {
+				tl_err_set(&err, TL_ENOMEM, "out of memory");
 				goto fail;
 			}
+			int wrc = cli_temp_file(pfiles[i], sizeof pfiles[i], "tailor-proto", pj, &err);
+			free(pj);
+			if (wrc < 0) {
+				tl_err_prefix(&err, "predict");
+				goto fail;
+			}
+			n_pfiles++;
 		}
 	}
 	size_t K = (size_t)samples;

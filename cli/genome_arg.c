@@ -72,3 +72,21 @@ int cli_load_genome(struct genome *g, const char *arg, tl_err *err)
 	                  "genome: %s: no such file or preset (give a file, a preset such as "
 	                  "lfm2-350m, '-' or the text form)", arg);
 }
+
+int cli_genome_arch_text(char **text, char hash[65], const genome *g, tl_err *err)
+{
+	*text = NULL;
+	genome_arch *a = malloc(sizeof *a);
+	if (a == NULL)
+		return tl_err_set(err, TL_ENOMEM, "out of memory");
+	int rc = genome_decode(a, g, err);
+	if (rc == 0) {
+		*text = genome_arch_describe(a);
+		if (*text == NULL)
+			rc = tl_err_set(err, TL_ENOMEM, "out of memory");
+		else if (hash)
+			tl_sha256_hex(*text, strlen(*text), hash);
+	}
+	free(a);
+	return rc;
+}

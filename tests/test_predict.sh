@@ -86,6 +86,7 @@ run_expect 0 0 '"decode_ms"' -- "$TAILOR" --db "$DB" predict "$G" --device local
 run_expect 1 1 "outside the table's shapes" -- "$TAILOR" --db "$DB" predict "$G" --device local \
 	--prompt 8 --gen 4 --depth 100
 run_expect 1 1 "is not the table's" -- "$TAILOR" --db "$DB" predict lfm2-350m --device local
+run_expect 1 1 "no such table" -- "$TAILOR" --db "$DB" predict "$G" --device local --table 99
 run_expect 2 1 "go together" -- "$TAILOR" --db "$DB" predict "$G" --device local --prompt 8
 
 # validation: measured for real, stored and linked
