@@ -28,12 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* The arch of a genome (text malloc'd into *text, parsed into *a). */
 static int genome_arch_of(op_arch *a, char **text, const genome *g, tl_err *err)
@@ -269,7 +263,7 @@ int cmd_profile_ops(int argc, char **argv, cli_ctx *ctx)
 	size_t n_pend = 0, cap_pend = 0, n_rd = 0;
 	double *rd_pos = NULL, *rd_t = NULL, *rd_d = NULL; /* drift readings */
 	int rc = CLI_FAIL;
-	double t0 = now_s();
+	double t0 = tl_now_s();
 	if (a == NULL) {
 		tl_err_set(&err, TL_ENOMEM, "out of memory");
 		goto fail;
@@ -377,7 +371,7 @@ int cmd_profile_ops(int argc, char **argv, cli_ctx *ctx)
 			        (long long)proto.shapes[sh].gen, (long long)proto.shapes[sh].depth,
 			        res.ttft_ms.median, res.decode_ms_p50.median, 100 * res.decode_ms_p50.cv,
 			        res.remeasured ? ", re-measured" : "", res.peak_rss_bytes.median / 1048576.0,
-			        now_s() - t0);
+			        tl_now_s() - t0);
 			prof_result_free(&res);
 		}
 		if (ref_every > 0 && (i + 1) % (size_t)ref_every == 0 && i + 1 < n_archs &&
@@ -475,7 +469,7 @@ int cmd_profile_ops(int argc, char **argv, cli_ctx *ctx)
 	row.threads = threads > 0 ? threads : -1;
 	row.n_keys = (int64_t)nk;
 	row.n_archs = (int64_t)n_archs;
-	row.seconds = now_s() - t0;
+	row.seconds = tl_now_s() - t0;
 	int64_t id = 0;
 	int arc = db_optable_add(db, &row, ent, nk * ns, &id, &err);
 	free(ent);
@@ -904,7 +898,7 @@ int cmd_predict(int argc, char **argv, cli_ctx *ctx)
 	tl_rng rng;
 	tl_rng_seed(&rng, (uint64_t)seed, 0x76616c69 /* "vali" */);
 	out = cJSON_CreateArray();
-	double t0 = now_s();
+	double t0 = tl_now_s();
 	for (size_t k = 0; k < K; k++) {
 		genome g;
 		if (k > 0 && ref_every > 0 && k % (size_t)ref_every == 0 && n_reads + 1 < max_reads)
@@ -949,7 +943,7 @@ int cmd_predict(int argc, char **argv, cli_ctx *ctx)
 			        k + 1, K, hash, (long long)shapes[i].prompt, (long long)shapes[i].depth, v[3],
 			        100 * (v[0] - v[3]) / v[3], v[4], 100 * (v[1] - v[4]) / v[4],
 			        v[5] / 1048576.0, 100 * (v[2] - v[5]) / v[5], p.note[0] ? "; " : "", p.note,
-			        now_s() - t0);
+			        tl_now_s() - t0);
 			cJSON *o = cJSON_CreateObject();
 			cJSON_AddStringToObject(o, "genome_hash", hash);
 			cJSON_AddNumberToObject(o, "prompt", (double)shapes[i].prompt);

@@ -68,12 +68,6 @@ typedef struct live {
 	double t_last;
 } live;
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void fmt_dur(char *buf, size_t n, double s)
 {
@@ -93,7 +87,7 @@ static void on_progress(void *ctx, const ev_progress *p)
 	live *L = ctx;
 	if (L->quiet)
 		return;
-	double now = now_s();
+	double now = tl_now_s();
 	bool gen_end = p->last && strncmp(p->last, "generation ", 11) == 0;
 	if (!gen_end && p->last && strncmp(p->last, "evaluated", 9) == 0) {
 		L->evals++;
@@ -238,8 +232,8 @@ static int open_db(db_conn **db, cli_ctx *ctx, tl_err *err)
 static int drive(db_conn *db, int64_t id, bool quiet, cli_ctx *ctx)
 {
 	tl_err err = TL_ERR_INIT;
-	live L = {db_path(db), ctx->is_tty && isatty(STDERR_FILENO), quiet, now_s(), -1, 0, 0,
-	          now_s()};
+	live L = {db_path(db), ctx->is_tty && isatty(STDERR_FILENO), quiet, tl_now_s(), -1, 0, 0,
+	          tl_now_s()};
 	ev_ops ops = {on_measure, on_progress, on_stop, &L};
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);

@@ -99,12 +99,6 @@ void dev_buf_free(dev_buf *b)
 	memset(b, 0, sizeof *b);
 }
 
-double dev_now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- quoting -------------------------------------------------------------------- */
 

@@ -32,7 +32,6 @@ typedef struct dev_raw {
 	int wait_status;   /* local: the wait status; -1 otherwise                */
 } dev_raw;
 
-double dev_now(void);
 
 /* Run `script` with /bin/sh -c in a new session (setsid) on this machine;
  * kill its process group at the deadline (CLOCK_MONOTONIC seconds). */
@@ -53,9 +52,5 @@ int dev_ssh_put(dev_ssh *s, const char *local, const char *remote, int mode, dou
                 tl_err *err);
 /* Write the host key of s into known_hosts (see dev_hostkey_trust). */
 int dev_ssh_trust(dev_ssh *s, const db_device *d, bool replace, dev_hostkey *hk, tl_err *err);
-
-/* The cache root for locks: $TAILOR_CACHE, else $XDG_CACHE_HOME/tailor,
- * else $HOME/.cache/tailor. */
-int dev_cache_root(char *out, size_t n, tl_err *err);
 
 #endif /* DEV_INT_H */

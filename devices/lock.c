@@ -29,25 +29,6 @@ struct dev_lock {
 	int fd;
 };
 
-int dev_cache_root(char *out, size_t n, tl_err *err)
-{
-	const char *env = getenv("TAILOR_CACHE");
-	int k;
-	if (env && *env)
-		k = snprintf(out, n, "%s", env);
-	else if ((env = getenv("XDG_CACHE_HOME")) && *env)
-		k = snprintf(out, n, "%s/tailor", env);
-	else if ((env = getenv("HOME")) && *env)
-		k = snprintf(out, n, "%s/.cache/tailor", env);
-	else
-		return tl_err_set(
-		    err, TL_EINVAL,
-		    "device lock: neither TAILOR_CACHE nor HOME is set (set TAILOR_CACHE "
-		    "to a directory tailor may write)");
-	if (k < 0 || (size_t)k >= n)
-		return tl_err_set(err, TL_EINVAL, "device lock: cache path too long");
-	return 0;
-}
 
 static int mkdirs(char *path)
 {
@@ -67,7 +48,7 @@ int dev_lock_acquire(dev_lock **out, const db_device *d, double wait_s, tl_err *
 {
 	char root[DEV_PATH_MAX], dir[DEV_PATH_MAX + 16], path[DEV_PATH_MAX + 96], id[700], hex[65];
 	*out = NULL;
-	int rc = dev_cache_root(root, sizeof root, err);
+	int rc = tl_cache_root(root, sizeof root, err);
 	if (rc < 0)
 		return rc;
 	snprintf(dir, sizeof dir, "%s/locks", root);
@@ -81,7 +62,7 @@ int dev_lock_acquire(dev_lock **out, const db_device *d, double wait_s, tl_err *
 	if (fd < 0)
 		return tl_err_setsub(err, TL_EIO, errno, "device lock: %s: %s", path,
 		                     strerror(errno));
-	double deadline = dev_now() + wait_s;
+	double deadline = tl_now_s() + wait_s;
 	for (;;) {
 		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
 			break;
@@ -91,7 +72,7 @@ int dev_lock_acquire(dev_lock **out, const db_device *d, double wait_s, tl_err *
 			return tl_err_setsub(err, TL_EIO, e, "device lock: %s: %s", path,
 			                     strerror(e));
 		}
-		if (dev_now() >= deadline) {
+		if (tl_now_s() >= deadline) {
 			char holder[256] = "";
 			ssize_t k = pread(fd, holder, sizeof holder - 1, 0);
 			holder[k > 0 ? k : 0] = '\0';

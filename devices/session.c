@@ -114,7 +114,7 @@ int dev_local_exec(const char *script, double deadline, dev_raw *r, tl_err *err)
 	/* util's child-process runner: its own session, the group killed at the
 	 * deadline; the ends of both streams kept (dev_exec's markers are at the
 	 * end of stdout) */
-	tl_proc p = {.shell = script, .timeout_s = deadline - dev_now(),
+	tl_proc p = {.shell = script, .timeout_s = deadline - tl_now_s(),
 	             .max_out = r->out.max ? r->out.max : DEV_OUT_MAX, .out_keep_tail = true,
 	             .err_tail = r->err.max ? r->err.max : DEV_ERR_MAX};
 	if (p.timeout_s <= 0)
@@ -220,7 +220,7 @@ static char *adb_line(const dev_session *s, const char *sub, const char *phone_l
  * or the adb lab host), or /bin/sh here. */
 static int host_exec(dev_session *s, const char *line, double timeout_s, dev_raw *r, tl_err *err)
 {
-	double deadline = dev_now() + timeout_s;
+	double deadline = tl_now_s() + timeout_s;
 	r->out.max = DEV_OUT_MAX;
 	r->err.max = DEV_ERR_MAX;
 	if (s->ssh == NULL)
@@ -317,10 +317,10 @@ int dev_exec(dev_session *s, const char *dir, const char *cmd, double timeout_s,
 			return tl_err_set(err, TL_ENOMEM, "exec: out of memory");
 		}
 	}
-	double t0 = dev_now();
+	double t0 = tl_now_s();
 	tl_err terr = TL_ERR_INIT;
 	rc = host_exec(s, line, (double)secs + DEV_GRACE_S, &r, &terr);
-	res->seconds = dev_now() - t0;
+	res->seconds = tl_now_s() - t0;
 	free(line);
 	free(script);
 
@@ -510,25 +510,6 @@ int dev_workdir_remove(dev_session *s, const char *dir, tl_err *err)
 
 /* ---- uploads --------------------------------------------------------------------- */
 
-static int file_sha256(const char *path, char hex[65], tl_err *err)
-{
-	FILE *f = fopen(path, "rb");
-	if (f == NULL)
-		return tl_err_setsub(err, TL_EIO, errno, "upload: %s: %s", path, strerror(errno));
-	tl_sha256 h;
-	unsigned char buf[65536], d[32];
-	size_t n;
-	tl_sha256_init(&h);
-	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-		tl_sha256_update(&h, buf, n);
-	bool bad = ferror(f);
-	fclose(f);
-	if (bad)
-		return tl_err_set(err, TL_EIO, "upload: %s: read failed", path);
-	tl_sha256_final(&h, d);
-	tl_hex(d, 32, hex);
-	return 0;
-}
 
 static int copy_local(const char *src, const char *dst, int mode, tl_err *err)
 {
@@ -567,11 +548,13 @@ int dev_upload(dev_session *s, const char *local, const char *dir, const char *n
 {
 	char want[65], remote[DEV_PATH_MAX];
 	int rc;
-	if ((rc = file_sha256(local, want, err)) < 0)
+	if ((rc = tl_sha256_file(local, want, err)) < 0) {
+		tl_err_prefix(err, "upload");
 		return rc;
+	}
 	if ((size_t)snprintf(remote, sizeof remote, "%s/%s", dir, name) >= sizeof remote)
 		return tl_err_set(err, TL_EINVAL, "upload: %s/%s: path too long", dir, name);
-	double deadline = dev_now() + 600;
+	double deadline = tl_now_s() + 600;
 	if (is_local(s)) {
 		rc = copy_local(local, remote, mode, err);
 	} else if (!is_adb(s)) {

@@ -71,7 +71,7 @@ static const char *last_msg(LIBSSH2_SESSION *sess)
  * deadline. TL_ETIMEOUT naming `what` when it passes. */
 static int ssh_wait(dev_ssh *s, double deadline, const char *what, tl_err *err)
 {
-	double left = deadline - dev_now();
+	double left = deadline - tl_now_s();
 	if (left <= 0)
 		return tl_err_set(err, TL_ETIMEOUT, "ssh %s: %s: no answer within the timeout",
 		                  what, s->where);
@@ -132,7 +132,7 @@ static int tcp_connect(dev_ssh *s, const char *host, int port, double deadline, 
 		int rc = connect(fd, a->ai_addr, a->ai_addrlen);
 		if (rc != 0 && errno == EINPROGRESS) {
 			struct pollfd p = {fd, POLLOUT, 0};
-			double left = deadline - dev_now();
+			double left = deadline - tl_now_s();
 			int n = left > 0 ? poll(&p, 1, (int)(left * 1000) + 1) : 0;
 			if (n <= 0) {
 				last = ETIMEDOUT;
@@ -432,7 +432,7 @@ int dev_ssh_open(dev_ssh **out, const db_device *d, bool auth, dev_hostkey *hk, 
 	tl_strlcpy(s->user, user ? user : "root", sizeof s->user);
 	snprintf(s->where, sizeof s->where, "%s@%s:%d", s->user, d->host, d->port ? d->port : 22);
 
-	double deadline = dev_now() + s->timeout;
+	double deadline = tl_now_s() + s->timeout;
 	int rc = tcp_connect(s, d->host, d->port ? d->port : 22, deadline, err);
 	if (rc == 0)
 		rc = session_start(s, deadline, err);
@@ -475,7 +475,7 @@ void dev_ssh_close(dev_ssh *s)
 {
 	if (s == NULL)
 		return;
-	double deadline = dev_now() + DEV_SSH_CLOSE_S;
+	double deadline = tl_now_s() + DEV_SSH_CLOSE_S;
 	if (s->sftp && !s->dead)
 		while (libssh2_sftp_shutdown(s->sftp) == LIBSSH2_ERROR_EAGAIN &&
 		       ssh_wait(s, deadline, "close", NULL) == 0)
@@ -497,7 +497,7 @@ void dev_ssh_close(dev_ssh *s)
 
 static void channel_drop(dev_ssh *s, LIBSSH2_CHANNEL *ch)
 {
-	double deadline = dev_now() + DEV_SSH_CLOSE_S;
+	double deadline = tl_now_s() + DEV_SSH_CLOSE_S;
 	if (!s->dead)
 		while (libssh2_channel_close(ch) == LIBSSH2_ERROR_EAGAIN &&
 		       ssh_wait(s, deadline, "close", NULL) == 0)
@@ -560,7 +560,7 @@ int dev_ssh_exec(dev_ssh *s, const char *line, double deadline, dev_raw *r, tl_e
 			break;
 		if (progress)
 			continue;
-		if (dev_now() >= deadline) {
+		if (tl_now_s() >= deadline) {
 			r->deadline_hit = true;
 			break;
 		}

@@ -443,25 +443,6 @@ int op_emit_build_dir(const char *dir, const char *arch_text, const op_emit_opts
 
 /* ---- compile and cache --------------------------------------------------------- */
 
-static int file_sha256(const char *path, char hex[65])
-{
-	FILE *f = fopen(path, "rb");
-	if (f == NULL)
-		return -1;
-	tl_sha256 s;
-	unsigned char buf[65536], d[32];
-	size_t n;
-	tl_sha256_init(&s);
-	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-		tl_sha256_update(&s, buf, n);
-	int bad = ferror(f);
-	fclose(f);
-	if (bad)
-		return -1;
-	tl_sha256_final(&s, d);
-	tl_hex(d, 32, hex);
-	return 0;
-}
 
 /* Is dir a complete build of key: build.json ours with this key and the
  * hash of the binary that is there? */
@@ -477,7 +458,7 @@ static bool build_complete(const char *dir, const char *key)
 	if (strstr(json, "\"format\": \"" OP_EMIT_FORMAT "\"") == NULL || strstr(json, want) == NULL)
 		goto out;
 	if (path_join(path, sizeof path, dir, OP_EMIT_BINARY, NULL) < 0 || access(path, X_OK) != 0 ||
-	    file_sha256(path, hash) < 0)
+	    tl_sha256_file(path, hash, NULL) < 0)
 		goto out;
 	snprintf(want, sizeof want, "\"binary_sha256\": \"%s\"", hash);
 	ok = strstr(json, want) != NULL;
@@ -533,12 +514,6 @@ static bool foreign_nonempty_dir(const char *dir)
 	return !ours;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* The compiler's first error line from the log (or its last line). */
 static void log_summary(const char *log, char *out, size_t n)
@@ -608,9 +583,9 @@ static int compile_dir(const char *dir, const op_emit_opts *o, op_emit_result *r
 	for (int i = 0; argv[i]; i++)
 		dprintf(fd, " %s", argv[i]);
 	dprintf(fd, "\n\n");
-	double t0 = now_s();
+	double t0 = tl_now_s();
 	int st = run_argv(argv, dir, fd, err);
-	r->seconds = now_s() - t0;
+	r->seconds = tl_now_s() - t0;
 	close(fd);
 	if (st < 0)
 		return TL_EIO;
@@ -642,7 +617,7 @@ static int finish_manifest(const char *dir, const char *key, const char *arch_te
 	tl_sb b = {0};
 	if (path_join(bin, sizeof bin, dir, OP_EMIT_BINARY, err) < 0)
 		return TL_EINVAL;
-	if (file_sha256(bin, hash) < 0)
+	if (tl_sha256_file(bin, hash, NULL) < 0)
 		return tl_err_setsub(err, TL_EIO, errno, "build: read %s: %s", bin, strerror(errno));
 	sb_manifest(&b, key, arch_text, o, ccver, hash, seconds);
 	int rc = write_sb(dir, "build.json", &b, err);
@@ -650,24 +625,6 @@ static int finish_manifest(const char *dir, const char *key, const char *arch_te
 	return rc;
 }
 
-int op_emit_cache_root(char *out, size_t n, tl_err *err)
-{
-	const char *env = getenv("TAILOR_CACHE");
-	int k;
-	if (env && *env)
-		k = snprintf(out, n, "%s", env);
-	else if ((env = getenv("XDG_CACHE_HOME")) && *env == '/')
-		k = snprintf(out, n, "%s/tailor", env);
-	else if ((env = getenv("HOME")) && *env)
-		k = snprintf(out, n, "%s/.cache/tailor", env);
-	else
-		return tl_err_set(err, TL_EINVAL,
-		                  "build cache: neither TAILOR_CACHE nor HOME is set (set TAILOR_CACHE "
-		                  "to a directory)");
-	if (k < 0 || (size_t)k >= n)
-		return tl_err_set(err, TL_EINVAL, "build cache: %s: path too long", env);
-	return 0;
-}
 
 static int set_paths(op_emit_result *r, const char *dir, tl_err *err)
 {
@@ -717,7 +674,7 @@ int op_emit_build(op_emit_result *out, const char *dir, const char *arch_text,
 		return build_in_dir(out, dir, arch_text, o, ccver, err);
 	}
 
-	if ((rc = op_emit_cache_root(root, sizeof root, err)) < 0)
+	if ((rc = tl_cache_root(root, sizeof root, err)) < 0)
 		return rc;
 	if (path_join(builds, sizeof builds, root, "builds", err) < 0 ||
 	    path_join(final, sizeof final, builds, out->key, err) < 0)

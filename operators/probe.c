@@ -28,12 +28,6 @@
 #include <arm_neon.h>
 #endif
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 size_t op_probe_llc_bytes(void)
 {
@@ -172,9 +166,9 @@ int op_probe_bandwidth(op_pool *pool, size_t bytes, int passes, double *read_gbs
 		j->mode = mode;
 		op_pool_run(pool, bw_run, j); /* warm-up: page tables, frequency */
 		for (int k = 0; k < passes; k++) {
-			double t0 = now_s();
+			double t0 = tl_now_s();
 			op_pool_run(pool, bw_run, j);
-			double t = now_s() - t0;
+			double t = tl_now_s() - t0;
 			/* copy moves half the buffer: read it once, write it once */
 			double gbs = (double)bytes / t * 1e-9;
 			if (gbs > best)
@@ -354,9 +348,9 @@ static double best_rate(op_pool *pool, op_pool_fn fn, double units)
 	j->iters = 1 << 14;
 	op_pool_run(pool, fn, j); /* warm-up */
 	/* size the run to ~20 ms */
-	double t0 = now_s();
+	double t0 = tl_now_s();
 	op_pool_run(pool, fn, j);
-	double t = now_s() - t0;
+	double t = tl_now_s() - t0;
 	if (t < 1e-6)
 		t = 1e-6;
 	j->iters = (int64_t)((double)j->iters * 0.02 / t);
@@ -364,9 +358,9 @@ static double best_rate(op_pool *pool, op_pool_fn fn, double units)
 		j->iters = 1 << 14;
 	double best = 0.0;
 	for (int k = 0; k < 3; k++) {
-		t0 = now_s();
+		t0 = tl_now_s();
 		op_pool_run(pool, fn, j);
-		t = now_s() - t0;
+		t = tl_now_s() - t0;
 		double rate = units * CHAINS * (double)j->iters * op_pool_size(pool) / t;
 		if (rate > best)
 			best = rate;

@@ -51,12 +51,6 @@ void qual_result_free(qual_result *r)
 	r->n_curve = 0;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static void result_init(qual_result *r)
 {
@@ -212,7 +206,7 @@ int qual_eval_train(qual_result *out, const genome *g, const qual_train_cfg *cfg
 	tl_rng rng;
 	tl_rng_seed(&rng, cfg->seed, STREAM_BATCH);
 	int64_t every = log_every(cfg, steps);
-	double t0 = now_s(), tail = 0;
+	double t0 = tl_now_s(), tail = 0;
 	int64_t ntail = 0;
 	for (int64_t s = 0; s < steps; s++) {
 		for (int b = 0; b < B; b++) {
@@ -242,7 +236,7 @@ int qual_eval_train(qual_result *out, const genome *g, const qual_train_cfg *cfg
 				cfg->progress(cfg->progress_ud, &p, steps);
 		}
 	}
-	out->seconds = now_s() - t0;
+	out->seconds = tl_now_s() - t0;
 	out->steps = steps;
 	out->tokens = steps * B * T;
 	out->tokens_per_s = out->seconds > 0 ? (double)out->tokens / out->seconds : 0;
@@ -397,7 +391,7 @@ int qual_eval_mad(qual_result *out, const genome *g, const qual_train_cfg *cfg, 
 	if (cfg->batch < 1)
 		return tl_err_set(err, TL_EINVAL, "mad: batch %d must be >= 1", cfg->batch);
 	unsigned mask = cfg->mad_tasks ? cfg->mad_tasks : (1u << QUAL_MAD_TASKS) - 1;
-	double t0 = now_s();
+	double t0 = tl_now_s();
 	for (int t = 0; t < QUAL_MAD_TASKS; t++) {
 		if (!(mask & (1u << t)))
 			continue;
@@ -407,7 +401,7 @@ int qual_eval_mad(qual_result *out, const genome *g, const qual_train_cfg *cfg, 
 			return rc;
 		}
 	}
-	out->seconds = now_s() - t0;
+	out->seconds = tl_now_s() - t0;
 	out->tokens_per_s = out->seconds > 0 ? (double)out->tokens / out->seconds : 0;
 	return 0;
 }

@@ -128,6 +128,19 @@ void tl_sha256_hex(const void *data, size_t len, char hex[65]);
 /* Lowercase hex of n bytes into out[2n+1]. */
 void tl_hex(const unsigned char *bytes, size_t n, char *out);
 
+/* SHA-256 (lowercase hex) of a file's bytes. TL_EIO naming the path
+ * (util/host.c). */
+int tl_sha256_file(const char *path, char hex[65], tl_err *err);
+
+/* ---- host facts (util/host.c) ------------------------------------------ */
+
+/* The tailor cache root, one rule for every room: $TAILOR_CACHE, else
+ * $XDG_CACHE_HOME/tailor when that is an absolute path, else
+ * $HOME/.cache/tailor. TL_EINVAL when none is set or the path is too long. */
+int tl_cache_root(char *out, size_t n, tl_err *err);
+/* CLOCK_MONOTONIC in seconds. */
+double tl_now_s(void);
+
 /* ---- strict parsing ---------------------------------------------------- */
 
 /* Parse the whole string as a base-10 integer in [lo, hi]. Returns 0, or

@@ -1,0 +1,62 @@
+/*
+ * util/host.c: three facts of the host that several rooms need and that were
+ * written once per room before: the tailor cache root (build cache, device
+ * locks, work files), a monotonic clock in seconds, and the SHA-256 of a file.
+ *
+ * The cache root has one rule (tl_cache_root); operators/emit.c (the build
+ * cache) and devices/lock.c (device locks) both call it, so a build and a
+ * lock never disagree about where the cache is.
+ */
+#include "tl.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int tl_cache_root(char *out, size_t n, tl_err *err)
+{
+	const char *env = getenv("TAILOR_CACHE");
+	int k;
+	if (env && *env)
+		k = snprintf(out, n, "%s", env);
+	else if ((env = getenv("XDG_CACHE_HOME")) && *env == '/') /* XDG: absolute only */
+		k = snprintf(out, n, "%s/tailor", env);
+	else if ((env = getenv("HOME")) && *env)
+		k = snprintf(out, n, "%s/.cache/tailor", env);
+	else
+		return tl_err_set(err, TL_EINVAL,
+		                  "cache: neither TAILOR_CACHE nor HOME is set (set TAILOR_CACHE "
+		                  "to a directory tailor may write)");
+	if (k < 0 || (size_t)k >= n)
+		return tl_err_set(err, TL_EINVAL, "cache: %s: path too long", env);
+	return 0;
+}
+
+double tl_now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int tl_sha256_file(const char *path, char hex[65], tl_err *err)
+{
+	FILE *f = fopen(path, "rb");
+	if (f == NULL)
+		return tl_err_setsub(err, TL_EIO, errno, "%s: %s", path, strerror(errno));
+	tl_sha256 s;
+	unsigned char buf[65536], d[32];
+	size_t n;
+	tl_sha256_init(&s);
+	while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+		tl_sha256_update(&s, buf, n);
+	int bad = ferror(f);
+	fclose(f);
+	if (bad)
+		return tl_err_set(err, TL_EIO, "%s: read failed", path);
+	tl_sha256_final(&s, d);
+	tl_hex(d, 32, hex);
+	return 0;
+}
