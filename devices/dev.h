@@ -220,17 +220,26 @@ typedef struct dev_pool_opts {
 	dev_abandon_fn abandon;
 	dev_health_fn health; /* may be NULL */
 	void *ctx;
+	bool unlocked;        /* no device lock: only for a test's devices that
+	                       * are not machines (the engine's measure seam)  */
 } dev_pool_opts;
 
 typedef struct dev_pool dev_pool;
 /* A pool over n devices (copied). */
 int dev_pool_create(dev_pool **out, const db_device *devs, size_t n, const dev_pool_opts *o,
                     tl_err *err);
-/* Queue a job for the device with that id, or for any device when 0. */
+/* Queue a job for the device with that id, or for any device when 0;
+ * before or after the start (a search feeds one pool for its whole run),
+ * from any thread. */
 int dev_pool_submit(dev_pool *p, void *job, int64_t device_id, tl_err *err);
-/* Start one worker per device and wait until every job is done or
- * abandoned. The pool may be run once. */
+/* Start one worker per device; they take jobs as they come until the pool
+ * is freed. Once per pool. */
+int dev_pool_start(dev_pool *p, tl_err *err);
+/* Wait until every job submitted so far is done or abandoned. */
+void dev_pool_wait(dev_pool *p);
+/* Start, wait for every job, and end the workers: the pool of one batch. */
 int dev_pool_run(dev_pool *p, tl_err *err);
+/* End the workers (after their current jobs and the queue) and free. */
 void dev_pool_free(dev_pool *p);
 
 #endif /* DEV_H */

@@ -24,6 +24,11 @@
 
 #define POOL_MAX_DEVICES 64 /* tried-on sets are 64-bit masks */
 
+typedef struct worker_arg {
+	struct dev_pool *p;
+	size_t i;
+} worker_arg_t;
+
 typedef struct pool_job {
 	void *job;
 	int64_t device_id; /* 0: any device */
@@ -44,13 +49,13 @@ struct dev_pool {
 	size_t remaining; /* jobs not done */
 	uint64_t alive;   /* workers still running, by index */
 	dev_pool_opts o;
-	bool ran;
+	bool ran;        /* started                                           */
+	bool closing;    /* no more jobs will come: workers end when idle     */
+	pthread_t *th;   /* the workers (n), started[i] when created          */
+	bool *started;
+	worker_arg_t *args;
 };
 
-typedef struct worker_arg {
-	dev_pool *p;
-	size_t i;
-} worker_arg;
 
 int dev_pool_create(dev_pool **out, const db_device *devs, size_t n, const dev_pool_opts *o,
                     tl_err *err)
@@ -89,10 +94,36 @@ int dev_pool_create(dev_pool **out, const db_device *devs, size_t n, const dev_p
 	return 0;
 }
 
+static void sweep(dev_pool *p);
+
+/* Let the workers end once every job is done, and join them. */
+static void pool_close(dev_pool *p)
+{
+	if (!p->ran || p->th == NULL)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->closing = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	for (size_t i = 0; i < p->n; i++)
+		if (p->started[i])
+			pthread_join(p->th[i], NULL);
+	pthread_mutex_lock(&p->mu);
+	sweep(p); /* when no thread started */
+	pthread_mutex_unlock(&p->mu);
+	free(p->th);
+	free(p->started);
+	free(p->args);
+	p->th = NULL;
+	p->started = NULL;
+	p->args = NULL;
+}
+
 void dev_pool_free(dev_pool *p)
 {
 	if (p == NULL)
 		return;
+	pool_close(p);
 	if (p->devs) {
 		pthread_mutex_destroy(&p->mu);
 		pthread_cond_destroy(&p->cv);
@@ -106,13 +137,18 @@ void dev_pool_free(dev_pool *p)
 
 int dev_pool_submit(dev_pool *p, void *job, int64_t device_id, tl_err *err)
 {
-	if (p->ran)
-		return tl_err_set(err, TL_EINVAL, "device pool: submit after run");
+	pthread_mutex_lock(&p->mu);
+	if (p->closing) {
+		pthread_mutex_unlock(&p->mu);
+		return tl_err_set(err, TL_EINVAL, "device pool: submit after close");
+	}
 	if (p->n_jobs == p->cap_jobs) {
 		size_t cap = p->cap_jobs ? 2 * p->cap_jobs : 16;
 		pool_job *j = realloc(p->jobs, cap * sizeof *j);
-		if (j == NULL)
+		if (j == NULL) {
+			pthread_mutex_unlock(&p->mu);
 			return tl_err_set(err, TL_ENOMEM, "device pool: out of memory");
+		}
 		p->jobs = j;
 		p->cap_jobs = cap;
 	}
@@ -121,6 +157,10 @@ int dev_pool_submit(dev_pool *p, void *job, int64_t device_id, tl_err *err)
 	j->job = job;
 	j->device_id = device_id;
 	p->remaining++;
+	if (p->ran)
+		sweep(p); /* its device may be offline already */
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
 	return 0;
 }
 
@@ -179,15 +219,15 @@ static pool_job *next_job(dev_pool *p, size_t i)
 
 static void *worker(void *arg)
 {
-	dev_pool *p = ((worker_arg *)arg)->p;
-	size_t i = ((worker_arg *)arg)->i;
+	dev_pool *p = ((worker_arg_t *)arg)->p;
+	size_t i = ((worker_arg_t *)arg)->i;
 	const db_device *d = &p->devs[i];
 	dev_session *session = NULL;
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		sweep(p);
-		if (p->remaining == 0)
+		if (p->remaining == 0 && p->closing)
 			break;
 		pool_job *j = next_job(p, i);
 		if (j == NULL) {
@@ -201,7 +241,7 @@ static void *worker(void *arg)
 		tl_err lerr = TL_ERR_INIT;
 		dev_lock *lock = NULL;
 		int rc;
-		if (dev_lock_acquire(&lock, d, p->o.lock_wait_s, &lerr) < 0) {
+		if (!p->o.unlocked && dev_lock_acquire(&lock, d, p->o.lock_wait_s, &lerr) < 0) {
 			pthread_mutex_lock(&p->mu);
 			abandon(p, j, d, lerr.msg);
 			pthread_cond_broadcast(&p->cv);
@@ -250,51 +290,60 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-int dev_pool_run(dev_pool *p, tl_err *err)
+int dev_pool_start(dev_pool *p, tl_err *err)
 {
 	if (p->ran)
-		return tl_err_set(err, TL_EINVAL, "device pool: already run");
-	p->ran = true;
-	pthread_t *th = calloc(p->n, sizeof *th);
-	worker_arg *args = calloc(p->n, sizeof *args);
-	if (th == NULL || args == NULL) {
-		free(th);
-		free(args);
+		return tl_err_set(err, TL_EINVAL, "device pool: already started");
+	p->th = calloc(p->n, sizeof *p->th);
+	p->args = calloc(p->n, sizeof *p->args);
+	p->started = calloc(p->n, sizeof *p->started);
+	if (p->th == NULL || p->args == NULL || p->started == NULL) {
+		free(p->th);
+		free(p->args);
+		free(p->started);
+		p->th = NULL;
 		return tl_err_set(err, TL_ENOMEM, "device pool: out of memory");
 	}
+	p->ran = true;
 	pthread_mutex_lock(&p->mu);
 	for (size_t i = 0; i < p->n; i++)
 		p->alive |= 1ull << i;
 	pthread_mutex_unlock(&p->mu);
-	bool *started = calloc(p->n, sizeof *started);
 	int rc = 0;
-	if (started == NULL) {
-		free(th);
-		free(args);
-		return tl_err_set(err, TL_ENOMEM, "device pool: out of memory");
-	}
 	for (size_t i = 0; i < p->n; i++) {
-		args[i].p = p;
-		args[i].i = i;
-		if (pthread_create(&th[i], NULL, worker, &args[i]) != 0) {
+		p->args[i].p = p;
+		p->args[i].i = i;
+		if (pthread_create(&p->th[i], NULL, worker, &p->args[i]) != 0) {
 			pthread_mutex_lock(&p->mu);
 			p->alive &= ~(1ull << i);
+			sweep(p);
 			pthread_cond_broadcast(&p->cv);
 			pthread_mutex_unlock(&p->mu);
 			rc = tl_err_set(err, TL_EFAIL, "device pool: cannot start a thread for %s",
 			                p->devs[i].name);
 			continue;
 		}
-		started[i] = true;
+		p->started[i] = true;
 	}
-	for (size_t i = 0; i < p->n; i++)
-		if (started[i])
-			pthread_join(th[i], NULL);
+	return rc;
+}
+
+void dev_pool_wait(dev_pool *p)
+{
 	pthread_mutex_lock(&p->mu);
-	sweep(p); /* when no thread started */
+	while (p->remaining > 0) {
+		sweep(p);
+		if (p->remaining == 0)
+			break;
+		pthread_cond_wait(&p->cv, &p->mu);
+	}
 	pthread_mutex_unlock(&p->mu);
-	free(started);
-	free(th);
-	free(args);
+}
+
+int dev_pool_run(dev_pool *p, tl_err *err)
+{
+	int rc = dev_pool_start(p, err);
+	if (p->ran)
+		pool_close(p);
 	return rc;
 }
