@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -156,41 +157,206 @@ int db_step_done(db_conn *db, sqlite3_stmt **st, const char *op, tl_err *err)
 
 int db_query_i64(db_conn *db, const char *sql, int64_t *out, const char *op, tl_err *err)
 {
-	sqlite3_stmt *st;
-	int ret = 0;
-
 	*out = 0;
-	if (db_prepare(db, &st, sql, op, err) < 0)
-		return TL_EDB;
-	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*out = sqlite3_column_int64(st, 0);
-	else if (rc != SQLITE_DONE)
-		ret = db_fail(db, rc, op, err);
-	sqlite3_finalize(st);
-	return ret;
+	int ret = db_get(db, sql, NULL, 0, op, db_read_i64, out, err);
+	return ret < 0 ? ret : 0;
 }
 
 /* A one-row text result (a PRAGMA) copied into buf. */
+typedef struct text_buf {
+	char *buf;
+	size_t size;
+} text_buf;
+
+static int read_text_buf(sqlite3_stmt *st, void *elem, tl_err *err)
+{
+	text_buf *t = elem;
+	db_col_text(st, 0, t->buf, t->size);
+	return 0;
+}
+
 static int db_query_text(db_conn *db, const char *sql, char *buf, size_t size, const char *op,
                          tl_err *err)
 {
-	sqlite3_stmt *st;
-	int ret = 0;
-
+	text_buf t = {buf, size};
 	buf[0] = '\0';
-	if (db_prepare(db, &st, sql, op, err) < 0)
+	int ret = db_get(db, sql, NULL, 0, op, read_text_buf, &t, err);
+	return ret < 0 ? ret : 0;
+}
+
+/* ---- bound statements and typed rows (db_int.h) ------------------------ */
+
+int db_bind(db_conn *db, sqlite3_stmt *st, const db_arg *args, size_t nargs, const char *op,
+            tl_err *err)
+{
+	for (size_t k = 0; k < nargs; k++) {
+		const db_arg *a = &args[k];
+		int i = (int)k + 1, rc;
+		switch (a->kind) {
+		case DB_ARG_I64:
+			rc = sqlite3_bind_int64(st, i, a->i);
+			break;
+		case DB_ARG_ID:
+		case DB_ARG_I64_OPT:
+			if (a->i > 0 || (a->kind == DB_ARG_I64_OPT && a->i == 0))
+				rc = sqlite3_bind_int64(st, i, a->i);
+			else
+				rc = sqlite3_bind_null(st, i);
+			break;
+		case DB_ARG_REAL:
+			rc = isfinite(a->d) ? sqlite3_bind_double(st, i, a->d) : sqlite3_bind_null(st, i);
+			break;
+		case DB_ARG_REAL_BIG:
+			/* SQLite REAL has no infinity in JSON or in pandas-friendly
+			 * form: the largest finite magnitude stands for it. */
+			if (isnan(a->d))
+				rc = sqlite3_bind_null(st, i);
+			else
+				rc = sqlite3_bind_double(st, i,
+				                         isinf(a->d) ? (a->d > 0 ? 1e308 : -1e308) : a->d);
+			break;
+		case DB_ARG_TEXT:
+		case DB_ARG_TEXT_OPT:
+			if (a->s != NULL && (a->kind == DB_ARG_TEXT || a->s[0] != '\0'))
+				rc = sqlite3_bind_text(st, i, a->s, -1, SQLITE_TRANSIENT);
+			else
+				rc = sqlite3_bind_null(st, i);
+			break;
+		default:
+			rc = SQLITE_MISUSE;
+		}
+		if (rc != SQLITE_OK)
+			return db_fail(db, rc, op, err);
+	}
+	return 0;
+}
+
+int db_prepare_args(db_conn *db, sqlite3_stmt **st, const char *sql, const db_arg *args,
+                    size_t nargs, const char *op, tl_err *err)
+{
+	if (db_prepare(db, st, sql, op, err) < 0)
 		return TL_EDB;
-	int rc = sqlite3_step(st);
+	if (db_bind(db, *st, args, nargs, op, err) < 0) {
+		sqlite3_finalize(*st);
+		*st = NULL;
+		return TL_EDB;
+	}
+	return 0;
+}
+
+int db_write(db_conn *db, const char *sql, const db_arg *args, size_t nargs, const char *op,
+             tl_err *err)
+{
+	sqlite3_stmt *st;
+	if (db_prepare_args(db, &st, sql, args, nargs, op, err) < 0)
+		return TL_EDB;
+	return db_step_done(db, &st, op, err);
+}
+
+int db_insert(db_conn *db, const char *sql, const db_arg *args, size_t nargs, const char *op,
+              int64_t *id, tl_err *err)
+{
+	int ret = db_write(db, sql, args, nargs, op, err);
+	if (ret == 0 && id != NULL)
+		*id = sqlite3_last_insert_rowid(db->h);
+	return ret;
+}
+
+int db_read_i64(sqlite3_stmt *st, void *elem, tl_err *err)
+{
+	*(int64_t *)elem = sqlite3_column_int64(st, 0);
+	return 0;
+}
+
+int db_read_double(sqlite3_stmt *st, void *elem, tl_err *err)
+{
+	*(double *)elem =
+	    sqlite3_column_type(st, 0) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 0);
+	return 0;
+}
+
+int db_get(db_conn *db, const char *sql, const db_arg *args, size_t nargs, const char *op,
+           db_read_fn read, void *elem, tl_err *err)
+{
+	sqlite3_stmt *st;
+	if (db_prepare_args(db, &st, sql, args, nargs, op, err) < 0)
+		return TL_EDB;
+	int rc = sqlite3_step(st), ret = 0;
 	if (rc == SQLITE_ROW) {
-		const unsigned char *t = sqlite3_column_text(st, 0);
-		if (t != NULL)
-			tl_strlcpy(buf, (const char *)t, size);
+		ret = read(st, elem, err);
+		if (ret == 0)
+			ret = 1;
 	} else if (rc != SQLITE_DONE) {
 		ret = db_fail(db, rc, op, err);
 	}
 	sqlite3_finalize(st);
 	return ret;
+}
+
+int db_collect(db_conn *db, const char *sql, const db_arg *args, size_t nargs, const char *op,
+               const db_rowtype *type, void **out, size_t *n, tl_err *err)
+{
+	sqlite3_stmt *st;
+	char *v = NULL;
+	size_t len = 0, cap = 0;
+	int rc, ret = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (db_prepare_args(db, &st, sql, args, nargs, op, err) < 0)
+		return TL_EDB;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			size_t ncap = cap ? 2 * cap : 16;
+			char *nv = realloc(v, ncap * type->size);
+			if (nv == NULL) {
+				ret = tl_err_set(err, TL_ENOMEM, "%s: out of memory", op);
+				goto fail;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		void *e = v + len * type->size;
+		memset(e, 0, type->size);
+		len++; /* counted before reading, so that a failed read is cleared too */
+		if ((ret = type->read(st, e, err)) < 0)
+			goto fail;
+	}
+	if (rc != SQLITE_DONE) {
+		ret = db_fail(db, rc, op, err);
+		goto fail;
+	}
+	sqlite3_finalize(st);
+	*out = v;
+	*n = len;
+	return 0;
+
+fail:
+	sqlite3_finalize(st);
+	for (size_t i = 0; type->clear != NULL && i < len; i++)
+		type->clear(v + i * type->size);
+	free(v);
+	return ret;
+}
+
+void db_col_text(sqlite3_stmt *st, int i, char *dst, size_t size)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+	tl_strlcpy(dst, s ? (const char *)s : "", size);
+}
+
+int db_col_dup(sqlite3_stmt *st, int i, char **dst)
+{
+	const unsigned char *s = sqlite3_column_text(st, i);
+	*dst = NULL;
+	if (s == NULL)
+		return 0;
+	size_t len = (size_t)sqlite3_column_bytes(st, i);
+	*dst = malloc(len + 1);
+	if (*dst == NULL)
+		return TL_ENOMEM;
+	memcpy(*dst, s, len + 1);
+	return 0;
 }
 
 /* ---- opening ---------------------------------------------------------- */
@@ -343,16 +509,10 @@ static const char schema_migrations_sql[] =
 
 static int db_migration_record(db_conn *db, int version, const char *name, tl_err *err)
 {
-	sqlite3_stmt *st;
-
-	if (db_prepare(db, &st,
-	               "INSERT INTO schema_migrations (version, name, applied_at) "
-	               "VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
-	               "migrate", err) < 0)
-		return TL_EDB;
-	sqlite3_bind_int(st, 1, version);
-	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	return db_step_done(db, &st, "migrate", err);
+	return db_write(db,
+	                "INSERT INTO schema_migrations (version, name, applied_at) "
+	                "VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+	                DB_ARGS(DB_I64(version), DB_TEXT(name)), "migrate", err);
 }
 
 /* Apply every migration above the file's version, all in one transaction:
@@ -680,31 +840,20 @@ void db_rollback(db_conn *db)
 int db_event_add(db_conn *db, int64_t run_id, int64_t device_id, const char *level,
                  const char *kind, const char *message, const char *data_json, tl_err *err)
 {
-	sqlite3_stmt *st;
-
-	if (db_prepare(db, &st,
-	               "INSERT INTO events (run_id, device_id, level, kind, "
-	               "message, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-	               "event add", err) < 0)
-		return TL_EDB;
-	if (run_id > 0)
-		sqlite3_bind_int64(st, 1, run_id);
-	if (device_id > 0)
-		sqlite3_bind_int64(st, 2, device_id);
-	/* Unbound parameters are NULL: a NULL level/kind/message meets the
-	 * NOT NULL constraints and is reported as such. */
-	sqlite3_bind_text(st, 3, level, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, message, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 6, data_json, -1, SQLITE_STATIC);
-	return db_step_done(db, &st, "event add", err);
+	/* A NULL level/kind/message is bound as NULL: it meets the NOT NULL
+	 * constraints and is reported as such. */
+	return db_write(db,
+	                "INSERT INTO events (run_id, device_id, level, kind, "
+	                "message, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+	                DB_ARGS(DB_ID(run_id), DB_ID(device_id), DB_TEXT(level), DB_TEXT(kind),
+	                        DB_TEXT(message), DB_TEXT(data_json)),
+	                "event add", err);
 }
 
 /* ---- testing ---------------------------------------------------------- */
 
 int db_debug_set_schema_version(db_conn *db, int version, tl_err *err)
 {
-	sqlite3_stmt *st;
 	int64_t cur;
 	int ret;
 
@@ -715,11 +864,8 @@ int db_debug_set_schema_version(db_conn *db, int version, tl_err *err)
 		                  db->path, version);
 	if (db_begin(db, err) < 0)
 		return TL_EDB;
-	ret = db_prepare(db, &st, "DELETE FROM schema_migrations WHERE version > ?1", "debug", err);
-	if (ret < 0)
-		goto out_rollback;
-	sqlite3_bind_int(st, 1, version);
-	ret = db_step_done(db, &st, "debug", err);
+	ret = db_write(db, "DELETE FROM schema_migrations WHERE version > ?1",
+	               DB_ARGS(DB_I64(version)), "debug", err);
 	if (ret < 0)
 		goto out_rollback;
 	ret = db_query_i64(db, "SELECT coalesce(max(version), 0) FROM schema_migrations", &cur,

@@ -9,6 +9,7 @@
 
 #include <sqlite3.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "db.h"
 
@@ -71,5 +72,98 @@ int db_step_done(db_conn *db, sqlite3_stmt **st, const char *op, tl_err *err);
 /* Run a statement returning one integer (count, max...) into *out and
  * finalize it. A NULL result reads as 0. */
 int db_query_i64(db_conn *db, const char *sql, int64_t *out, const char *op, tl_err *err);
+
+/* ---- statements with bound values and typed rows ----------------------
+ *
+ * Every statement of the table-group files goes through these: a list of
+ * typed values bound to ?1, ?2, ... in order, then either run to completion
+ * (db_write, db_insert), read as at most one row (db_get) or collected into
+ * a growing array (db_collect). Each prepares, binds, steps and finalizes
+ * itself, and turns a SQLite failure into one db_fail line naming `op`.
+ *
+ *   db_write(db, "UPDATE runs SET generation = ?2 WHERE id = ?1",
+ *            DB_ARGS(DB_I64(id), DB_I64(generation)), "run generation", err);
+ */
+
+/* How a value is bound; the NULL rules are the schema's (docs/schema.md). */
+enum db_arg_kind {
+	DB_ARG_I64,      /* i as is */
+	DB_ARG_ID,       /* i > 0, else NULL (ids, thread counts, optional positives) */
+	DB_ARG_I64_OPT,  /* i >= 0, else NULL (counts and sizes where -1 is unknown) */
+	DB_ARG_REAL,     /* d when finite, else NULL */
+	DB_ARG_REAL_BIG, /* NaN: NULL; +-inf: +-1e308 (the crowding distance of a front's ends) */
+	DB_ARG_TEXT,     /* s, NULL: NULL */
+	DB_ARG_TEXT_OPT, /* s, NULL or "": NULL */
+};
+
+typedef struct db_arg {
+	enum db_arg_kind kind;
+	int64_t i;
+	double d;
+	const char *s; /* copied by SQLite when bound */
+} db_arg;
+
+#define DB_I64(v) {DB_ARG_I64, (int64_t)(v), 0, NULL}
+#define DB_BOOL(b) {DB_ARG_I64, (b) ? 1 : 0, 0, NULL}
+#define DB_ID(v) {DB_ARG_ID, (int64_t)(v), 0, NULL}
+#define DB_I64_OPT(v) {DB_ARG_I64_OPT, (int64_t)(v), 0, NULL}
+#define DB_REAL(v) {DB_ARG_REAL, 0, (v), NULL}
+#define DB_REAL_BIG(v) {DB_ARG_REAL_BIG, 0, (v), NULL}
+#define DB_TEXT(v) {DB_ARG_TEXT, 0, 0, (v)}
+#define DB_TEXT_OPT(v) {DB_ARG_TEXT_OPT, 0, 0, (v)}
+/* The array and its length, as the two arguments args, nargs. */
+#define DB_ARGS(...) \
+	(const db_arg[]){__VA_ARGS__}, sizeof((const db_arg[]){__VA_ARGS__}) / sizeof(db_arg)
+
+/* Bind args[0..nargs) to ?1..?nargs of st. */
+int db_bind(db_conn *db, sqlite3_stmt *st, const db_arg *args, size_t nargs, const char *op,
+            tl_err *err);
+
+/* db_prepare then db_bind; *st is NULL after a failure. */
+int db_prepare_args(db_conn *db, sqlite3_stmt **st, const char *sql, const db_arg *args,
+                    size_t nargs, const char *op, tl_err *err);
+
+/* Run a statement that returns no rows (INSERT, UPDATE, DELETE). */
+int db_write(db_conn *db, const char *sql, const db_arg *args, size_t nargs, const char *op,
+             tl_err *err);
+
+/* db_write, then *id (when not NULL) = the new row's id. */
+int db_insert(db_conn *db, const char *sql, const db_arg *args, size_t nargs, const char *op,
+              int64_t *id, tl_err *err);
+
+/* Reads the current row of st into elem. Returns 0, or a negative code with
+ * err set (what it allocated stays in elem for the row type's clear). */
+typedef int (*db_read_fn)(sqlite3_stmt *st, void *elem, tl_err *err);
+
+/* Readers of column 0, for db_get: as int64_t (NULL: 0), as double (NULL:
+ * NaN). */
+int db_read_i64(sqlite3_stmt *st, void *elem, tl_err *err);
+int db_read_double(sqlite3_stmt *st, void *elem, tl_err *err);
+
+/* The first row of a query into elem: 1 found, 0 no row (elem untouched),
+ * or a negative code. */
+int db_get(db_conn *db, const char *sql, const db_arg *args, size_t nargs, const char *op,
+           db_read_fn read, void *elem, tl_err *err);
+
+/* The elements of an array db_collect fills. */
+typedef struct db_rowtype {
+	size_t size;              /* sizeof one element */
+	db_read_fn read;          /* reads a row into a zeroed element */
+	void (*clear)(void *elem); /* frees what read allocated; NULL: nothing */
+} db_rowtype;
+
+/* Every row of a query into *out (malloc'd, doubling; NULL when there are
+ * none), *n elements. On failure nothing is returned: the elements read so
+ * far are cleared and freed, *out is NULL and *n 0. Out of memory is
+ * "<op>: out of memory". */
+int db_collect(db_conn *db, const char *sql, const db_arg *args, size_t nargs, const char *op,
+               const db_rowtype *type, void **out, size_t *n, tl_err *err);
+
+/* Column i as text copied into dst[0..size) ("" for NULL). */
+void db_col_text(sqlite3_stmt *st, int i, char *dst, size_t size);
+
+/* Column i as a malloc'd string in *dst (NULL for SQL NULL). Returns 0, or
+ * TL_ENOMEM without setting an error (the caller names the row). */
+int db_col_dup(sqlite3_stmt *st, int i, char **dst);
 
 #endif /* DB_INT_H */

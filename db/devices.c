@@ -26,104 +26,69 @@ void db_device_init(db_device *d)
 	tl_strlcpy(d->status, "unknown", sizeof d->status);
 }
 
-static void col_text(sqlite3_stmt *st, int i, char *buf, size_t n)
+static int read_row(sqlite3_stmt *st, void *elem, tl_err *err)
 {
-	const unsigned char *t = sqlite3_column_text(st, i);
-	tl_strlcpy(buf, t ? (const char *)t : "", n);
-}
-
-static void read_row(sqlite3_stmt *st, db_device *d)
-{
+	db_device *d = elem;
 	int i = 0;
 	db_device_init(d);
 	d->id = sqlite3_column_int64(st, i++);
-	col_text(st, i++, d->name, sizeof d->name);
-	col_text(st, i++, d->transport, sizeof d->transport);
-	col_text(st, i++, d->host, sizeof d->host);
+	db_col_text(st, i++, d->name, sizeof d->name);
+	db_col_text(st, i++, d->transport, sizeof d->transport);
+	db_col_text(st, i++, d->host, sizeof d->host);
 	d->port = sqlite3_column_int(st, i++);
-	col_text(st, i++, d->user, sizeof d->user);
-	col_text(st, i++, d->key_path, sizeof d->key_path);
+	db_col_text(st, i++, d->user, sizeof d->user);
+	db_col_text(st, i++, d->key_path, sizeof d->key_path);
 	d->use_agent = sqlite3_column_int(st, i++) != 0;
-	col_text(st, i++, d->known_hosts, sizeof d->known_hosts);
-	col_text(st, i++, d->adb_serial, sizeof d->adb_serial);
-	col_text(st, i++, d->adb_path, sizeof d->adb_path);
-	col_text(st, i++, d->arch, sizeof d->arch);
-	col_text(st, i++, d->toolchain_cc, sizeof d->toolchain_cc);
-	col_text(st, i++, d->toolchain_flags, sizeof d->toolchain_flags);
+	db_col_text(st, i++, d->known_hosts, sizeof d->known_hosts);
+	db_col_text(st, i++, d->adb_serial, sizeof d->adb_serial);
+	db_col_text(st, i++, d->adb_path, sizeof d->adb_path);
+	db_col_text(st, i++, d->arch, sizeof d->arch);
+	db_col_text(st, i++, d->toolchain_cc, sizeof d->toolchain_cc);
+	db_col_text(st, i++, d->toolchain_flags, sizeof d->toolchain_flags);
 	d->compile_on_device = sqlite3_column_int(st, i++) != 0;
-	col_text(st, i++, d->run_prefix, sizeof d->run_prefix);
+	db_col_text(st, i++, d->run_prefix, sizeof d->run_prefix);
 	d->threads = sqlite3_column_int(st, i++);
-	col_text(st, i++, d->labels, sizeof d->labels);
+	db_col_text(st, i++, d->labels, sizeof d->labels);
 	d->enabled = sqlite3_column_int(st, i++) != 0;
-	col_text(st, i++, d->status, sizeof d->status);
+	db_col_text(st, i++, d->status, sizeof d->status);
 	d->fail_streak = sqlite3_column_int(st, i++);
-	col_text(st, i++, d->last_seen, sizeof d->last_seen);
-	col_text(st, i++, d->facts, sizeof d->facts);
-	col_text(st, i++, d->host_key, sizeof d->host_key);
-	col_text(st, i++, d->work_root, sizeof d->work_root);
+	db_col_text(st, i++, d->last_seen, sizeof d->last_seen);
+	db_col_text(st, i++, d->facts, sizeof d->facts);
+	db_col_text(st, i++, d->host_key, sizeof d->host_key);
+	db_col_text(st, i++, d->work_root, sizeof d->work_root);
 	d->timeout_s = sqlite3_column_int(st, i++);
-	col_text(st, i++, d->protocol, sizeof d->protocol);
-	col_text(st, i++, d->created_at, sizeof d->created_at);
-	col_text(st, i++, d->updated_at, sizeof d->updated_at);
-}
-
-/* Bind text, "" as NULL. */
-static void bind_opt(sqlite3_stmt *st, int i, const char *s)
-{
-	if (s != NULL && *s)
-		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-static void bind_pos(sqlite3_stmt *st, int i, int v)
-{
-	if (v > 0)
-		sqlite3_bind_int(st, i, v);
-	else
-		sqlite3_bind_null(st, i);
+	db_col_text(st, i++, d->protocol, sizeof d->protocol);
+	db_col_text(st, i++, d->created_at, sizeof d->created_at);
+	db_col_text(st, i++, d->updated_at, sizeof d->updated_at);
+	return 0;
 }
 
 /* The operator's columns, shared by INSERT and UPDATE (parameters 1..21). */
-static void bind_settings(sqlite3_stmt *st, const db_device *d)
-{
-	sqlite3_bind_text(st, 1, d->name, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, d->transport, -1, SQLITE_TRANSIENT);
-	bind_opt(st, 3, d->host);
-	bind_pos(st, 4, d->port);
-	bind_opt(st, 5, d->user);
-	bind_opt(st, 6, d->key_path);
-	sqlite3_bind_int(st, 7, d->use_agent ? 1 : 0);
-	bind_opt(st, 8, d->known_hosts);
-	bind_opt(st, 9, d->adb_serial);
-	bind_opt(st, 10, d->adb_path);
-	bind_opt(st, 11, d->arch);
-	bind_opt(st, 12, d->toolchain_cc);
-	bind_opt(st, 13, d->toolchain_flags);
-	sqlite3_bind_int(st, 14, d->compile_on_device ? 1 : 0);
-	bind_opt(st, 15, d->run_prefix);
-	bind_pos(st, 16, d->threads);
-	sqlite3_bind_text(st, 17, d->labels[0] ? d->labels : "[]", -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int(st, 18, d->enabled ? 1 : 0);
-	bind_opt(st, 19, d->work_root);
-	bind_pos(st, 20, d->timeout_s);
-	bind_opt(st, 21, d->protocol); /* the CHECK refuses text that is not an object */
-}
+#define DEVICE_SETTINGS_ARGS(d)                                                              \
+	DB_TEXT((d)->name), DB_TEXT((d)->transport), DB_TEXT_OPT((d)->host), DB_ID((d)->port),   \
+	    DB_TEXT_OPT((d)->user), DB_TEXT_OPT((d)->key_path), DB_BOOL((d)->use_agent),         \
+	    DB_TEXT_OPT((d)->known_hosts), DB_TEXT_OPT((d)->adb_serial),                         \
+	    DB_TEXT_OPT((d)->adb_path), DB_TEXT_OPT((d)->arch), DB_TEXT_OPT((d)->toolchain_cc),  \
+	    DB_TEXT_OPT((d)->toolchain_flags), DB_BOOL((d)->compile_on_device),                  \
+	    DB_TEXT_OPT((d)->run_prefix), DB_ID((d)->threads),                                   \
+	    DB_TEXT((d)->labels[0] ? (d)->labels : "[]"), DB_BOOL((d)->enabled),                 \
+	    DB_TEXT_OPT((d)->work_root), DB_ID((d)->timeout_s),                                  \
+	    DB_TEXT_OPT((d)->protocol) /* the CHECK refuses text that is not an object */
 
 int db_device_add(db_conn *db, const db_device *d, int64_t *id, tl_err *err)
 {
 	sqlite3_stmt *st;
 	if (id)
 		*id = 0;
-	if (db_prepare(db, &st,
-	               "INSERT INTO devices (name, transport, host, port, user, key_path, use_agent, "
-	               "known_hosts, adb_serial, adb_path, arch, toolchain_cc, toolchain_flags, "
-	               "compile_on_device, run_prefix, threads, labels, enabled, work_root, "
-	               "timeout_s, protocol) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
-	               "?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
-	               "device add", err) < 0)
+	if (db_prepare_args(db, &st,
+	                    "INSERT INTO devices (name, transport, host, port, user, key_path, "
+	                    "use_agent, known_hosts, adb_serial, adb_path, arch, toolchain_cc, "
+	                    "toolchain_flags, compile_on_device, run_prefix, threads, labels, "
+	                    "enabled, work_root, timeout_s, protocol) VALUES (?1, ?2, ?3, ?4, ?5, "
+	                    "?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
+	                    "?21)",
+	                    DB_ARGS(DEVICE_SETTINGS_ARGS(d)), "device add", err) < 0)
 		return TL_EDB;
-	bind_settings(st, d);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_CONSTRAINT_UNIQUE) {
 		sqlite3_finalize(st);
@@ -143,105 +108,55 @@ int db_device_add(db_conn *db, const db_device *d, int64_t *id, tl_err *err)
 	return 0;
 }
 
-static int get_one(db_conn *db, sqlite3_stmt *st, db_device *out, const char *what, tl_err *err)
+/* One device by `sql` (its key in ?1); `what` names it when there is none. */
+static int get_one(db_conn *db, const char *sql, db_arg key, const char *what, db_device *out,
+                   tl_err *err)
 {
-	int rc = sqlite3_step(st);
-	int ret = 0;
-	if (rc == SQLITE_ROW)
-		read_row(st, out);
-	else if (rc == SQLITE_DONE)
-		ret = tl_err_set(err, TL_ENOTFOUND,
-		                 "device: %s: no such device (see tailor device list; register it "
-		                 "with tailor device add)",
-		                 what);
-	else
-		ret = db_fail(db, rc, "device get", err);
-	sqlite3_finalize(st);
-	return ret;
+	int ret = db_get(db, sql, &key, 1, "device get", read_row, out, err);
+	if (ret == 0)
+		return tl_err_set(err, TL_ENOTFOUND,
+		                  "device: %s: no such device (see tailor device list; register it "
+		                  "with tailor device add)",
+		                  what);
+	return ret < 0 ? ret : 0;
 }
 
 int db_device_get(db_conn *db, const char *name, db_device *out, tl_err *err)
 {
-	sqlite3_stmt *st;
-	if (db_prepare(db, &st, "SELECT " DEVICE_COLS " FROM devices WHERE name = ?1", "device get",
-	               err) < 0)
-		return TL_EDB;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-	return get_one(db, st, out, name, err);
+	return get_one(db, "SELECT " DEVICE_COLS " FROM devices WHERE name = ?1",
+	               (db_arg)DB_TEXT(name), name, out, err);
 }
 
 int db_device_get_id(db_conn *db, int64_t id, db_device *out, tl_err *err)
 {
-	sqlite3_stmt *st;
 	char what[32];
-	if (db_prepare(db, &st, "SELECT " DEVICE_COLS " FROM devices WHERE id = ?1", "device get",
-	               err) < 0)
-		return TL_EDB;
-	sqlite3_bind_int64(st, 1, id);
 	snprintf(what, sizeof what, "id %lld", (long long)id);
-	return get_one(db, st, out, what, err);
+	return get_one(db, "SELECT " DEVICE_COLS " FROM devices WHERE id = ?1", (db_arg)DB_I64(id),
+	               what, out, err);
 }
+
+static const db_rowtype device_rows = {sizeof(db_device), read_row, NULL};
 
 int db_device_list(db_conn *db, db_device **out, size_t *n, tl_err *err)
 {
-	sqlite3_stmt *st;
-	size_t cap = 8;
-	*out = NULL;
-	*n = 0;
-	db_device *v = malloc(cap * sizeof *v);
-	if (v == NULL)
-		return tl_err_set(err, TL_ENOMEM, "device list: out of memory");
-	if (db_prepare(db, &st, "SELECT " DEVICE_COLS " FROM devices ORDER BY id", "device list",
-	               err) < 0) {
-		free(v);
-		return TL_EDB;
-	}
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (*n == cap) {
-			db_device *p = realloc(v, 2 * cap * sizeof *v);
-			if (p == NULL) {
-				sqlite3_finalize(st);
-				free(v);
-				return tl_err_set(err, TL_ENOMEM, "device list: out of memory");
-			}
-			v = p;
-			cap *= 2;
-		}
-		read_row(st, &v[(*n)++]);
-	}
-	if (rc != SQLITE_DONE) {
-		db_fail(db, rc, "device list", err);
-		sqlite3_finalize(st);
-		free(v);
-		*n = 0;
-		return TL_EDB;
-	}
-	sqlite3_finalize(st);
-	*out = v;
-	return 0;
+	return db_collect(db, "SELECT " DEVICE_COLS " FROM devices ORDER BY id", NULL, 0,
+	                  "device list", &device_rows, (void **)out, n, err);
 }
 
 int db_device_update(db_conn *db, const db_device *d, tl_err *err)
 {
-	sqlite3_stmt *st;
-	if (db_prepare(db, &st,
-	               "UPDATE devices SET name = ?1, transport = ?2, host = ?3, port = ?4, "
-	               "user = ?5, key_path = ?6, use_agent = ?7, known_hosts = ?8, "
-	               "adb_serial = ?9, adb_path = ?10, arch = ?11, toolchain_cc = ?12, "
-	               "toolchain_flags = ?13, compile_on_device = ?14, run_prefix = ?15, "
-	               "threads = ?16, labels = ?17, enabled = ?18, work_root = ?19, "
-	               "timeout_s = ?20, protocol = ?21 WHERE id = ?22",
-	               "device update", err) < 0)
-		return TL_EDB;
-	bind_settings(st, d);
-	sqlite3_bind_int64(st, 22, d->id);
-	return db_step_done(db, &st, "device update", err);
+	return db_write(db,
+	                "UPDATE devices SET name = ?1, transport = ?2, host = ?3, port = ?4, "
+	                "user = ?5, key_path = ?6, use_agent = ?7, known_hosts = ?8, "
+	                "adb_serial = ?9, adb_path = ?10, arch = ?11, toolchain_cc = ?12, "
+	                "toolchain_flags = ?13, compile_on_device = ?14, run_prefix = ?15, "
+	                "threads = ?16, labels = ?17, enabled = ?18, work_root = ?19, "
+	                "timeout_s = ?20, protocol = ?21 WHERE id = ?22",
+	                DB_ARGS(DEVICE_SETTINGS_ARGS(d), DB_I64(d->id)), "device update", err);
 }
 
 int db_device_remove(db_conn *db, const char *name, tl_err *err)
 {
-	sqlite3_stmt *st;
 	int64_t n = 0;
 	db_device d;
 	int ret;
@@ -252,79 +167,53 @@ int db_device_remove(db_conn *db, const char *name, tl_err *err)
 		return tl_err_set(err, TL_EINVAL,
 		                  "device remove: local: the built-in device always exists (disable "
 		                  "it with tailor device disable local)");
-	if (db_prepare(db, &st, "SELECT count(*) FROM measurements WHERE device_id = ?1",
-	               "device remove", err) < 0)
+	if (db_get(db, "SELECT count(*) FROM measurements WHERE device_id = ?1",
+	           DB_ARGS(DB_I64(d.id)), "device remove", db_read_i64, &n, err) < 0)
 		return TL_EDB;
-	sqlite3_bind_int64(st, 1, d.id);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
 	if (n > 0)
 		return tl_err_set(err, TL_EINVAL,
 		                  "device remove: %s: %lld measurements were taken on it and keep "
 		                  "referring to it (disable it instead: tailor device disable %s)",
 		                  name, (long long)n, name);
-	if (db_prepare(db, &st, "DELETE FROM devices WHERE id = ?1", "device remove", err) < 0)
-		return TL_EDB;
-	sqlite3_bind_int64(st, 1, d.id);
-	return db_step_done(db, &st, "device remove", err);
+	return db_write(db, "DELETE FROM devices WHERE id = ?1", DB_ARGS(DB_I64(d.id)),
+	                "device remove", err);
 }
 
 int db_device_set_enabled(db_conn *db, int64_t id, bool enabled, tl_err *err)
 {
-	sqlite3_stmt *st;
 	/* Re-enabling also forgets the failure streak: the operator says the
 	 * device is fixed. */
-	if (db_prepare(db, &st,
-	               "UPDATE devices SET enabled = ?1, fail_streak = CASE WHEN ?1 THEN 0 ELSE "
-	               "fail_streak END, status = CASE WHEN ?1 AND status = 'offline' THEN 'unknown' "
-	               "ELSE status END WHERE id = ?2",
-	               "device enable", err) < 0)
-		return TL_EDB;
-	sqlite3_bind_int(st, 1, enabled ? 1 : 0);
-	sqlite3_bind_int64(st, 2, id);
-	return db_step_done(db, &st, "device enable", err);
+	return db_write(db,
+	                "UPDATE devices SET enabled = ?1, fail_streak = CASE WHEN ?1 THEN 0 ELSE "
+	                "fail_streak END, status = CASE WHEN ?1 AND status = 'offline' THEN "
+	                "'unknown' ELSE status END WHERE id = ?2",
+	                DB_ARGS(DB_BOOL(enabled), DB_I64(id)), "device enable", err);
 }
 
 int db_device_set_health(db_conn *db, int64_t id, const char *status, int fail_streak,
                          bool seen, tl_err *err)
 {
-	sqlite3_stmt *st;
-	if (db_prepare(db, &st,
-	               "UPDATE devices SET status = ?1, fail_streak = ?2, last_seen = CASE WHEN ?3 "
-	               "THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') ELSE last_seen END WHERE id = ?4",
-	               "device status", err) < 0)
-		return TL_EDB;
-	sqlite3_bind_text(st, 1, status, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int(st, 2, fail_streak < 0 ? 0 : fail_streak);
-	sqlite3_bind_int(st, 3, seen ? 1 : 0);
-	sqlite3_bind_int64(st, 4, id);
-	return db_step_done(db, &st, "device status", err);
+	return db_write(db,
+	                "UPDATE devices SET status = ?1, fail_streak = ?2, last_seen = CASE WHEN ?3 "
+	                "THEN strftime('%Y-%m-%dT%H:%M:%fZ', 'now') ELSE last_seen END WHERE id = ?4",
+	                DB_ARGS(DB_TEXT(status), DB_I64(fail_streak < 0 ? 0 : fail_streak),
+	                        DB_BOOL(seen), DB_I64(id)),
+	                "device status", err);
 }
 
 int db_device_set_facts(db_conn *db, int64_t id, const char *facts_json, const char *arch,
                         tl_err *err)
 {
-	sqlite3_stmt *st;
-	if (db_prepare(db, &st,
-	               "UPDATE devices SET facts = ?1, arch = coalesce(?2, arch), status = 'online', "
-	               "fail_streak = 0, last_seen = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
-	               "WHERE id = ?3",
-	               "device facts", err) < 0)
-		return TL_EDB;
-	sqlite3_bind_text(st, 1, facts_json, -1, SQLITE_TRANSIENT);
-	bind_opt(st, 2, arch);
-	sqlite3_bind_int64(st, 3, id);
-	return db_step_done(db, &st, "device facts", err);
+	return db_write(db,
+	                "UPDATE devices SET facts = ?1, arch = coalesce(?2, arch), status = 'online', "
+	                "fail_streak = 0, last_seen = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') "
+	                "WHERE id = ?3",
+	                DB_ARGS(DB_TEXT(facts_json), DB_TEXT_OPT(arch), DB_I64(id)), "device facts",
+	                err);
 }
 
 int db_device_set_host_key(db_conn *db, int64_t id, const char *fingerprint, tl_err *err)
 {
-	sqlite3_stmt *st;
-	if (db_prepare(db, &st, "UPDATE devices SET host_key = ?1 WHERE id = ?2", "device trust",
-	               err) < 0)
-		return TL_EDB;
-	bind_opt(st, 1, fingerprint);
-	sqlite3_bind_int64(st, 2, id);
-	return db_step_done(db, &st, "device trust", err);
+	return db_write(db, "UPDATE devices SET host_key = ?1 WHERE id = ?2",
+	                DB_ARGS(DB_TEXT_OPT(fingerprint), DB_I64(id)), "device trust", err);
 }
