@@ -7,9 +7,8 @@
 #include "cli.h"
 #include "db.h"
 #include "db_query.h"
-#include "db_runs.h"
+#include "runcfg.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -275,62 +274,6 @@ static void help(FILE *f, const char *cmd)
 	        "  -h, --help   this help\n");
 }
 
-/* The metric names of a run's config: objectives then constraints. */
-static int run_metrics(db_conn *db, int64_t id, char ***names, int *n, tl_err *err)
-{
-	db_run r;
-	*names = NULL;
-	*n = 0;
-	if (db_run_get(db, id, &r, err) < 0)
-		return err->code;
-	cJSON *c = cJSON_Parse(r.config ? r.config : "{}");
-	db_run_clear(&r);
-	const char *lists[2] = {"objectives", "constraints"};
-	char **v = calloc(32, sizeof *v);
-	if (c == NULL || v == NULL) {
-		cJSON_Delete(c);
-		free(v);
-		return tl_err_set(err, TL_EPARSE, "run %lld: stored config is not JSON", (long long)id);
-	}
-	for (int l = 0; l < 2; l++) {
-		const cJSON *a = cJSON_GetObjectItemCaseSensitive(c, lists[l]), *o;
-		cJSON_ArrayForEach(o, a) {
-			const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "metric");
-			bool dup = false;
-			for (int i = 0; i < *n; i++)
-				dup |= cJSON_IsString(m) && !strcmp(v[i], m->valuestring);
-			if (cJSON_IsString(m) && !dup && *n < 32 && !strchr(m->valuestring, '"'))
-				v[(*n)++] = dupstr(m->valuestring);
-		}
-	}
-	cJSON_Delete(c);
-	*names = v;
-	return 0;
-}
-
-static void free_names(char **v, int n)
-{
-	for (int i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-/* "json_extract(c.objectives, '$.\"m\"') AS \"m\"" for each metric. */
-static char *metric_columns(char **m, int n)
-{
-	size_t cap = 64 + (size_t)n * 160;
-	char *s = malloc(cap);
-	if (s == NULL)
-		return NULL;
-	s[0] = '\0';
-	for (int i = 0; i < n; i++) {
-		size_t len = strlen(s);
-		snprintf(s + len, cap - len, ", json_extract(c.objectives, '$.\"%s\"') AS \"%s\"", m[i],
-		         m[i]);
-	}
-	return s;
-}
-
 int cmd_query(int argc, char **argv, cli_ctx *ctx)
 {
 	const char *cmd = argv[0];
@@ -430,39 +373,15 @@ int cmd_query(int argc, char **argv, cli_ctx *ctx)
 	if (!strcmp(cmd, "query")) {
 		rc = db_query_stream(db, argv[optind], NULL, 0, on_row, &W, &err);
 	} else {
-		char **m = NULL;
-		int nm = 0;
-		char *cols = NULL, *sql = NULL;
-		if ((rc = run_metrics(db, run, &m, &nm, &err)) == 0) {
-			cols = metric_columns(m, nm);
-			sql = malloc(strlen(cols ? cols : "") + 1024);
+		/* a column per metric of the run's config: objectives, constraints */
+		evo_run_metrics *m = NULL;
+		const char *names[EV_MAX_OBJ + EV_MAX_CON];
+		if ((rc = evo_run_metrics_load(&m, db, run, &err)) == 0) {
+			size_t nm = evo_run_metrics_names(m, names);
+			rc = is_export ? db_query_export(db, run, names, nm, on_row, &W, &err)
+			               : db_query_frontier(db, run, names, nm, on_row, &W, &err);
 		}
-		if (rc == 0 && (!cols || !sql))
-			rc = tl_err_set(&err, TL_ENOMEM, "%s: out of memory", cmd);
-		if (rc == 0 && !is_export)
-			sprintf(sql,
-			        "SELECT c.id AS candidate, c.generation + 1 AS generation, "
-			        "substr(c.genome_hash, 1, 12) AS genome%s, g.params AS genome_params, "
-			        "g.operators, g.text "
-			        "FROM candidates c JOIN genomes g ON g.hash = c.genome_hash "
-			        "WHERE c.run_id = ?1 AND c.rank = 0 AND c.feasible = 1 AND c.generation = "
-			        "(SELECT max(generation) FROM candidates WHERE run_id = ?1 AND rank IS NOT NULL) "
-			        "ORDER BY c.id",
-			        cols);
-		else if (rc == 0)
-			sprintf(sql,
-			        "SELECT c.id AS candidate, c.generation + 1 AS generation, c.genome_hash, "
-			        "c.origin, c.parent1_id, c.parent2_id, c.status, c.rank, c.crowding, "
-			        "c.feasible, c.violation%s, g.params AS genome_params, g.operators, c.error, "
-			        "c.created_at, "
-			        "c.evaluated_at, g.text FROM candidates c "
-			        "JOIN genomes g ON g.hash = c.genome_hash WHERE c.run_id = ?1 ORDER BY c.id",
-			        cols);
-		if (rc == 0)
-			rc = db_query_stream(db, sql, &run, 1, on_row, &W, &err);
-		free(cols);
-		free(sql);
-		free_names(m, nm);
+		evo_run_metrics_free(m);
 	}
 	if (rc == 0)
 		writer_end(&W);
