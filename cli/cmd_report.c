@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "db.h"
 #include "report.h"
+#include "runcfg.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -60,9 +61,19 @@ int cmd_report(int argc, char **argv, cli_ctx *ctx)
 	 * report itself only reads */
 	if (db_open(&db, db_path_resolve(db_flag), 0, &err) < 0)
 		return cli_fail(&err);
+	/* the config's objectives and text, for the report to plot and show */
+	evo_run_metrics *m = NULL;
+	if (evo_run_metrics_load(&m, db, run, &err) < 0) {
+		db_close(db);
+		return cli_fail(&err);
+	}
+	report_objective obj[EV_MAX_OBJ];
+	for (int i = 0; i < m->n_obj; i++)
+		obj[i] = (report_objective){m->obj[i].metric, m->obj[i].maximize};
+	report_config cfg = {obj, m->n_obj, m->config_text};
 	int rc;
 	if (!strcmp(out, "-")) {
-		rc = report_write(db, run, stdout, &err);
+		rc = report_write(db, run, &cfg, stdout, &err);
 	} else {
 		char tmp[4096];
 		snprintf(tmp, sizeof tmp, "%s.tmp%ld", out, (long)getpid());
@@ -70,10 +81,11 @@ int cmd_report(int argc, char **argv, cli_ctx *ctx)
 		if (f == NULL) {
 			tl_err_setsub(&err, TL_EIO, errno, "report: -o %s: cannot write: %s", out,
 			              strerror(errno));
+			evo_run_metrics_free(m);
 			db_close(db);
 			return cli_fail(&err);
 		}
-		rc = report_write(db, run, f, &err);
+		rc = report_write(db, run, &cfg, f, &err);
 		if (fclose(f) != 0 && rc == 0)
 			rc = tl_err_setsub(&err, TL_EIO, errno, "report: %s: write failed: %s", tmp,
 			                   strerror(errno));
@@ -85,6 +97,7 @@ int cmd_report(int argc, char **argv, cli_ctx *ctx)
 		else
 			fprintf(stderr, "tailor: report of run %lld written to %s\n", (long long)run, out);
 	}
+	evo_run_metrics_free(m);
 	db_close(db);
 	return rc < 0 ? cli_fail(&err) : CLI_OK;
 }

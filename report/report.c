@@ -14,11 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAXOBJ 8
-
 typedef struct cand {
 	const db_candidate *k;
-	double v[MAXOBJ];       /* objective values as stored (not negated) */
+	double v[REPORT_MAX_OBJ]; /* objective values as stored (not negated) */
 	bool ok;                /* every objective present */
 	bool front;
 } cand;
@@ -26,8 +24,7 @@ typedef struct cand {
 typedef struct rep {
 	FILE *o;
 	int nobj;
-	char obj[MAXOBJ][64];
-	bool maximize[MAXOBJ];
+	const report_objective *obj;
 	cand *c;
 	size_t nc;
 	int64_t front_gen;
@@ -176,8 +173,8 @@ static void scatter(rep *R, int a, int b)
 	fprintf(o, "<figure><svg class='plot' viewBox='0 0 490 340' width='490' height='340' "
 	        "role='img' aria-label='Pareto scatter'>\n");
 	char xl[96], yl[96];
-	snprintf(xl, sizeof xl, "%s (%s)", R->obj[a], R->maximize[a] ? "max" : "min");
-	snprintf(yl, sizeof yl, "%s (%s)", R->obj[b], R->maximize[b] ? "max" : "min");
+	snprintf(xl, sizeof xl, "%s (%s)", R->obj[a].metric, R->obj[a].maximize ? "max" : "min");
+	snprintf(yl, sizeof yl, "%s (%s)", R->obj[b].metric, R->obj[b].maximize ? "max" : "min");
 	axes(o, &f, xl, yl);
 	size_t k = 0;
 	for (size_t i = 0; i < R->nc; i++) {
@@ -219,13 +216,13 @@ static void scatter(rep *R, int a, int b)
 			fmt_num(y, sizeof y, c->v[b]);
 			fprintf(o, "<circle cx='%.1f' cy='%.1f' r='4' class='fr'><title>%.12s: %s %s, %s %s"
 			        "</title></circle>\n", fx(&f, c->v[a]), fy(&f, c->v[b]), c->k->genome_hash,
-			        R->obj[a], x, R->obj[b], y);
+			        R->obj[a].metric, x, R->obj[b].metric, y);
 		}
 		free(fi);
 	}
 	fprintf(o, "</svg><figcaption>%s vs %s: %zu evaluated genomes%s (grey feasible, red "
 	        "infeasible), the frontier of generation %lld in blue.</figcaption></figure>\n",
-	        R->obj[a], R->obj[b], nok,
+	        R->obj[a].metric, R->obj[b].metric, nok,
 	        stride > 1 ? ", every other point thinned out to keep the file small" : "",
 	        (long long)R->front_gen + 1);
 }
@@ -408,7 +405,7 @@ static void details(rep *R)
 
 /* ---- the report -------------------------------------------------------------------- */
 
-int report_write(db_conn *db, int64_t run_id, FILE *o, tl_err *err)
+int report_write(db_conn *db, int64_t run_id, const report_config *cfg, FILE *o, tl_err *err)
 {
 	rep R;
 	memset(&R, 0, sizeof R);
@@ -423,16 +420,11 @@ int report_write(db_conn *db, int64_t run_id, FILE *o, tl_err *err)
 	int rc = 0;
 	if ((rc = db_run_get(db, run_id, &run, err)) < 0)
 		return rc;
-	cJSON *cfg = cJSON_Parse(run.config ? run.config : "{}");
-	const cJSON *obj, *a = cJSON_GetObjectItemCaseSensitive(cfg, "objectives");
-	cJSON_ArrayForEach(obj, a) {
-		const cJSON *m = cJSON_GetObjectItemCaseSensitive(obj, "metric");
-		const cJSON *d = cJSON_GetObjectItemCaseSensitive(obj, "direction");
-		if (!cJSON_IsString(m) || R.nobj >= MAXOBJ)
-			continue;
-		snprintf(R.obj[R.nobj], sizeof R.obj[0], "%s", m->valuestring);
-		R.maximize[R.nobj++] = cJSON_IsString(d) && !strcmp(d->valuestring, "max");
-	}
+	static const report_config none = {NULL, 0, NULL};
+	if (cfg == NULL)
+		cfg = &none;
+	R.obj = cfg->obj;
+	R.nobj = cfg->n_obj < REPORT_MAX_OBJ ? cfg->n_obj : REPORT_MAX_OBJ;
 	if ((rc = db_candidates_all(db, run_id, &k, &nk, err)) < 0 ||
 	    (rc = db_generations_of(db, run_id, &gens, &ngen, err)) < 0 ||
 	    (rc = db_operator_shares(db, run_id, &ops, &nops, err)) < 0)
@@ -454,7 +446,7 @@ int report_write(db_conn *db, int64_t run_id, FILE *o, tl_err *err)
 		                                                           : NULL;
 		c->ok = v != NULL;
 		for (int j = 0; j < R.nobj && c->ok; j++) {
-			const cJSON *x = cJSON_GetObjectItemCaseSensitive(v, R.obj[j]);
+			const cJSON *x = cJSON_GetObjectItemCaseSensitive(v, R.obj[j].metric);
 			c->ok = cJSON_IsNumber(x);
 			if (c->ok)
 				c->v[j] = x->valuedouble;
@@ -502,8 +494,8 @@ int report_write(db_conn *db, int64_t run_id, FILE *o, tl_err *err)
 	        run.status, run.mode, (long long)run.generation + 1, (long long)run.generations,
 	        (long long)run.population, done, feas, failed);
 	for (int j = 0; j < R.nobj; j++) {
-		esc(o, R.obj[j]);
-		fprintf(o, " (%s)%s", R.maximize[j] ? "max" : "min", j + 1 < R.nobj ? ", " : "");
+		esc(o, R.obj[j].metric);
+		fprintf(o, " (%s)%s", R.obj[j].maximize ? "max" : "min", j + 1 < R.nobj ? ", " : "");
 	}
 	fprintf(o, "</dd><dt>started</dt><dd>%s</dd><dt>finished</dt><dd>%s</dd></dl>\n",
 	        run.started_at[0] ? run.started_at : "-", run.finished_at[0] ? run.finished_at : "-");
@@ -518,15 +510,12 @@ int report_write(db_conn *db, int64_t run_id, FILE *o, tl_err *err)
 	strips(&R);
 	details(&R);
 	fputs("<details><summary>The run's config</summary><pre><code>", o);
-	char *pretty = cfg ? cJSON_Print(cfg) : NULL;
-	esc(o, pretty ? pretty : run.config);
-	cJSON_free(pretty);
+	esc(o, cfg->text ? cfg->text : run.config);
 	fputs("</code></pre></details>\n<p style='color:#888;font-size:11px'>Written by tailor "
 	      "report.</p></body></html>\n", o);
 	if (ferror(o))
 		rc = tl_err_set(err, TL_EIO, "report: write failed");
 out:
-	cJSON_Delete(cfg);
 	db_run_clear(&run);
 	db_candidates_free(k, nk);
 	free(gens);

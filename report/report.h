@@ -19,6 +19,7 @@
 #ifndef REPORT_H
 #define REPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -26,8 +27,24 @@
 #include "tl.h"
 
 #define REPORT_MAX_POINTS 20000
+#define REPORT_MAX_OBJ 8 /* objectives plotted; more are left out */
 
-/* Write the report of run_id to out. */
-int report_write(db_conn *db, int64_t run_id, FILE *out, tl_err *err);
+/* What the report needs from the run's config, which it does not read
+ * itself (report/ uses db and genome only): the caller gets it from the
+ * config's reader (evolve/runcfg.h) and lends it for the call. */
+typedef struct report_objective {
+	const char *metric; /* as in candidates.objectives: "decode_ms@local"   */
+	bool maximize;
+} report_objective;
+
+typedef struct report_config {
+	const report_objective *obj; /* the objectives, in the config's order */
+	int n_obj;
+	const char *text; /* the config as shown; NULL: runs.config as stored   */
+} report_config;
+
+/* Write the report of run_id to out; cfg NULL: no objectives (no scatter),
+ * the config as stored. */
+int report_write(db_conn *db, int64_t run_id, const report_config *cfg, FILE *out, tl_err *err);
 
 #endif /* REPORT_H */
