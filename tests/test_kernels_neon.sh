@@ -38,6 +38,7 @@ cflags="-std=c11 -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 srcs="$root/operators/quant.c $root/operators/matmul.c $root/operators/dot_x86.c
 	$root/operators/dot_neon.c $root/operators/pool.c $root/operators/probe.c
 	$root/util/err.c $root/util/rng.c $root/util/parse.c $root/util/sha256.c
+	$root/util/host.c
 	$root/tests/test_kernels.c"
 
 status=0
