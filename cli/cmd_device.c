@@ -681,15 +681,115 @@ static int do_list(db_conn *db, bool json)
 	return CLI_OK;
 }
 
+/* The canary history of `device show` (k[0..n): db_canary_history, every
+ * canary of the device, newest last). The change of a row is its decode
+ * latency against the previous canary of the same genome. */
+#define SHOW_CANARY_ROWS 10 /* rows printed per canary genome */
+
+static double canary_change(const db_canary *k, size_t i)
+{
+	size_t j = i;
+	while (j > 0 && strcmp(k[j - 1].canary_hash, k[i].canary_hash))
+		j--;
+	if (j == 0 || !(k[j - 1].decode_ms > 0) || !isfinite(k[i].decode_ms))
+		return NAN;
+	return k[i].decode_ms / k[j - 1].decode_ms - 1;
+}
+
+static void canary_json_num(cJSON *o, const char *key, double v)
+{
+	if (isfinite(v))
+		cJSON_AddNumberToObject(o, key, v);
+	else
+		cJSON_AddNullToObject(o, key);
+}
+
+static cJSON *canary_json(const db_canary *k, size_t n)
+{
+	cJSON *arr = cJSON_CreateArray();
+	for (size_t i = 0; arr && i < n; i++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "id", (double)k[i].id);
+		cJSON_AddStringToObject(o, "canary_hash", k[i].canary_hash);
+		if (k[i].build_hash[0])
+			cJSON_AddStringToObject(o, "build_hash", k[i].build_hash);
+		else
+			cJSON_AddNullToObject(o, "build_hash");
+		canary_json_num(o, "run_id", k[i].run_id ? (double)k[i].run_id : NAN);
+		cJSON_AddNumberToObject(o, "generation", (double)k[i].generation);
+		canary_json_num(o, "measurement_id",
+		                k[i].measurement_id ? (double)k[i].measurement_id : NAN);
+		canary_json_num(o, "decode_ms", k[i].decode_ms);
+		canary_json_num(o, "ttft_ms", k[i].ttft_ms);
+		canary_json_num(o, "peak_rss_mb", k[i].peak_rss_mb);
+		canary_json_num(o, "decode_change", canary_change(k, i));
+		cJSON_AddStringToObject(o, "created_at", k[i].created_at);
+		cJSON_AddItemToArray(arr, o);
+	}
+	return arr;
+}
+
+static void canary_print(const db_canary *k, size_t n)
+{
+	printf("\ncanary history%s\n", n ? "" : "  none (a run with a canary measures one here)");
+	for (size_t i = 0; i < n; i++) {
+		size_t j = 0, total = 0;
+		while (j < i && strcmp(k[j].canary_hash, k[i].canary_hash))
+			j++;
+		if (j < i)
+			continue; /* k[i]'s genome was printed with its first row */
+		for (j = i; j < n; j++)
+			total += !strcmp(k[j].canary_hash, k[i].canary_hash);
+		printf("  canary %.12s: %zu measurement%s", k[i].canary_hash, total,
+		       total == 1 ? "" : "s");
+		if (total > SHOW_CANARY_ROWS)
+			printf(", the newest %d", SHOW_CANARY_ROWS);
+		printf("\n");
+		printf("    %-16s %6s %5s %10s %10s %8s\n", "TIME (UTC)", "RUN", "GEN", "DECODE MS",
+		       "TTFT MS", "CHANGE");
+		size_t seen = 0;
+		for (j = i; j < n; j++) {
+			if (strcmp(k[j].canary_hash, k[i].canary_hash) || ++seen + SHOW_CANARY_ROWS <= total)
+				continue;
+			char when[17], run[24], change[16], dec[24], ttft[24];
+			snprintf(when, sizeof when, "%.16s", k[j].created_at);
+			if (strlen(when) > 10 && when[10] == 'T')
+				when[10] = ' ';
+			if (k[j].run_id)
+				snprintf(run, sizeof run, "%lld", (long long)k[j].run_id);
+			else
+				snprintf(run, sizeof run, "-");
+			double c = canary_change(k, j);
+			if (isfinite(c))
+				snprintf(change, sizeof change, "%+.1f%%", 100 * c);
+			else
+				snprintf(change, sizeof change, "-");
+			snprintf(dec, sizeof dec, "%.3f", k[j].decode_ms);
+			snprintf(ttft, sizeof ttft, "%.2f", k[j].ttft_ms);
+			if (!isfinite(k[j].decode_ms))
+				snprintf(dec, sizeof dec, "-");
+			if (!isfinite(k[j].ttft_ms))
+				snprintf(ttft, sizeof ttft, "-");
+			printf("    %-16s %6s %5lld %10s %10s %8s\n", when, run,
+			       (long long)k[j].generation + 1, dec, ttft, change);
+		}
+	}
+}
+
 static int do_show(db_conn *db, const char *name, bool json)
 {
 	db_device d;
 	tl_err err = TL_ERR_INIT;
-	if (db_device_get(db, name, &d, &err) < 0)
+	db_canary *k = NULL;
+	size_t nk = 0;
+	if (db_device_get(db, name, &d, &err) < 0 ||
+	    db_canary_history(db, d.id, NULL, 0, &k, &nk, &err) < 0)
 		return cli_fail(&err);
 	if (json) {
 		cJSON *o = cJSON_CreateObject();
 		json_device(o, &d);
+		cJSON_AddItemToObject(o, "canaries", canary_json(k, nk));
+		free(k);
 		return print_json(o);
 	}
 	char where[700];
@@ -726,6 +826,8 @@ static int do_show(db_conn *db, const char *name, bool json)
 	printf("status        %s (failures in a row: %d)\n", d.status, d.fail_streak);
 	printf("last seen     %s\n", or_dash(d.last_seen));
 	printf("facts         %s\n", d.facts[0] ? d.facts : "not probed yet (tailor device probe)");
+	canary_print(k, nk);
+	free(k);
 	return CLI_OK;
 }
 

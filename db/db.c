@@ -270,8 +270,7 @@ int db_read_i64(sqlite3_stmt *st, void *elem, tl_err *err)
 
 int db_read_double(sqlite3_stmt *st, void *elem, tl_err *err)
 {
-	*(double *)elem =
-	    sqlite3_column_type(st, 0) == SQLITE_NULL ? NAN : sqlite3_column_double(st, 0);
+	*(double *)elem = db_col_real(st, 0);
 	return 0;
 }
 
@@ -337,6 +336,11 @@ fail:
 		type->clear(v + i * type->size);
 	free(v);
 	return ret;
+}
+
+double db_col_real(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
 }
 
 void db_col_text(sqlite3_stmt *st, int i, char *dst, size_t size)

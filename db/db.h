@@ -1,7 +1,9 @@
 /*
  * db/db.h: the results store. One SQLite file holds devices, runs, genomes,
- * candidates, measurements, quality results, events, and operator latency
- * tables with the predictions made from them (db_optables.h) (DESIGN.md §8). This
+ * candidates, measurements, quality results, events, operator latency
+ * tables with the predictions made from them (db_optables.h), what each
+ * candidate was ranked on (db_runs.h) and each device's canary history
+ * (below) (DESIGN.md §8). This
  * room is the only one that includes sqlite3.h; everyone else goes through
  * the functions below and never sees SQL.
  *
@@ -32,7 +34,7 @@
 typedef struct db_conn db_conn;
 
 /* The schema version this build writes: the number of the last migration. */
-#define DB_SCHEMA_VERSION 4
+#define DB_SCHEMA_VERSION 5
 
 /* Default busy timeout (ms): long enough to ride out another process's
  * commit of one generation, short enough that a wedged writer is reported. */
@@ -178,6 +180,35 @@ int db_device_set_health(db_conn *db, int64_t id, const char *status, int fail_s
 int db_device_set_facts(db_conn *db, int64_t id, const char *facts_json, const char *arch,
                         tl_err *err);
 int db_device_set_host_key(db_conn *db, int64_t id, const char *fingerprint, tl_err *err);
+
+/* ---- canaries (db/canaries.c, schema version 5) -------------------------
+ *
+ * The canary is a fixed genome a run measures on every device at its start
+ * and every few generations (evolve/, "canary" in docs/config.md); each of
+ * those measurements is a canaries row, kept across runs, so a device's
+ * drift can be followed over weeks. */
+typedef struct db_canary {
+	int64_t id;             /* 0 before insertion; higher is newer            */
+	int64_t device_id;      /* devices.id, required                           */
+	int64_t run_id;         /* the run that measured it; 0: NULL              */
+	int64_t generation;     /* of that run, 0-based, >= 0                     */
+	int64_t measurement_id; /* the measurement behind it; 0: NULL             */
+	char canary_hash[65];   /* arch hash of the canary genome (64 hex)        */
+	char build_hash[65];    /* the harness's build key; "": NULL              */
+	char created_at[32];    /* set by the database                            */
+	double decode_ms, ttft_ms; /* medians, ms; NaN: NULL                     */
+	double peak_rss_mb;     /* MiB; NaN: NULL                                 */
+} db_canary;
+
+/* Insert c (c->id and c->created_at ignored) and set *id (may be NULL). A
+ * device, run or measurement that does not exist, or a hash that is not 64
+ * lowercase hex, is refused (TL_EDB, db_err_is_constraint). */
+int db_canary_add(db_conn *db, const db_canary *c, int64_t *id, tl_err *err);
+/* The canaries of device_id, newest last: canary_hash NULL: every canary
+ * of the device, else those of that genome; limit 0: all, else the newest
+ * `limit` of them. *out malloc'd (NULL when none), the caller free()s it. */
+int db_canary_history(db_conn *db, int64_t device_id, const char *canary_hash, size_t limit,
+                      db_canary **out, size_t *n, tl_err *err);
 
 /* ---- genomes and measurements (db/measurements.c) ---------------------- */
 

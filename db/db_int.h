@@ -159,6 +159,9 @@ typedef struct db_rowtype {
 int db_collect(db_conn *db, const char *sql, const db_arg *args, size_t nargs, const char *op,
                const db_rowtype *type, void **out, size_t *n, tl_err *err);
 
+/* Column i as a double (NaN for NULL). */
+double db_col_real(sqlite3_stmt *st, int i);
+
 /* Column i as text copied into dst[0..size) ("" for NULL). */
 void db_col_text(sqlite3_stmt *st, int i, char *dst, size_t size);
 

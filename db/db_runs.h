@@ -1,7 +1,8 @@
 /*
- * db/db_runs.h: runs, their generations and candidates (docs/schema.md), for
- * the search engine (evolve/) and `tailor run`. Every function is one
- * statement; the engine groups them in transactions (db_begin / db_commit)
+ * db/db_runs.h: runs, their generations and candidates, and what each
+ * candidate was ranked on (docs/schema.md), for the search engine (evolve/),
+ * `tailor run` and the report. Every function is one statement; the engine
+ * groups them in transactions (db_begin / db_commit)
  * so that a generation's new candidates, or one evaluation's result, land
  * whole or not at all.
  */
@@ -98,6 +99,59 @@ int db_generation_put(db_conn *db, int64_t run_id, int64_t generation, int64_t e
 /* Is the generation's summary written and finished? */
 int db_generation_finished(db_conn *db, int64_t run_id, int64_t generation, bool *finished,
                            tl_err *err);
+
+/* ---- what a candidate was ranked on (candidate_evals, schema version 5) ------------ */
+
+/* One candidate_evals row: on a device, whether the candidate's device
+ * metrics came from a measurement or a prediction. measurement_id /
+ * prediction_id 0: none (or deleted since: a prediction goes with its
+ * operator table). */
+typedef struct db_candidate_eval {
+	int64_t candidate_id, device_id, measurement_id, prediction_id;
+	char used[16]; /* "measured" or "predicted" */
+} db_candidate_eval;
+
+/* Record what candidate_id was ranked on, on device_id: used "measured" or
+ * "predicted"; measurement_id / prediction_id 0: none. Replaces the row of
+ * the same candidate and device (a resumed run evaluating it again; an
+ * elite copying another candidate's result records the copy the same way).
+ * A used other than the two, or an id that names no row, is refused
+ * (TL_EDB, db_err_is_constraint). */
+int db_candidate_eval_set(db_conn *db, int64_t candidate_id, int64_t device_id,
+                          int64_t measurement_id, int64_t prediction_id, const char *used,
+                          tl_err *err);
+/* The rows of a candidate, by device id: *out malloc'd (NULL when none), the
+ * caller free()s it. */
+int db_candidate_evals_of(db_conn *db, int64_t candidate_id, db_candidate_eval **out, size_t *n,
+                          tl_err *err);
+
+/* One row of the view predicted_vs_measured: a candidate with both a
+ * prediction and a successful measurement on a device. NaN: NULL. */
+typedef struct db_pvm {
+	int64_t candidate_id;
+	int64_t generation;       /* 0-based                                       */
+	char genome_hash[65];
+	char device[65];          /* the device's name                             */
+	double pred_ttft_ms, meas_ttft_ms;
+	double pred_decode_ms, meas_decode_ms; /* meas: decode_ms_p50             */
+	double pred_peak_rss_mb, meas_peak_rss_mb; /* MiB (bytes / 1048576)        */
+} db_pvm;
+
+/* The run's rows of predicted_vs_measured, by candidate id then device name:
+ * *out malloc'd (NULL when none), the caller free()s it. An elite copy of a
+ * candidate repeats its genome's row under its own candidate id. */
+int db_run_pvm(db_conn *db, int64_t run_id, db_pvm **out, size_t *n, tl_err *err);
+
+/* A device a run used: one that holds a measurement, a candidate_evals row
+ * or a canary of the run. */
+typedef struct db_run_device {
+	int64_t id;
+	char name[65];
+} db_run_device;
+
+/* The devices run_id used, by id: *out malloc'd (NULL when none), the caller
+ * free()s it. */
+int db_run_devices(db_conn *db, int64_t run_id, db_run_device **out, size_t *n, tl_err *err);
 
 /* ---- quality results --------------------------------------------------------- */
 

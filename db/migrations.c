@@ -456,6 +456,81 @@ static const char migration_4_sql[] =
 	"ALTER TABLE devices ADD COLUMN protocol TEXT -- JSON object of protocol keys: the device's overrides, applied before the run's; NULL: none\n"
 	"  CHECK (protocol IS NULL OR (json_valid(protocol) AND json_type(protocol) = 'object'));\n"
 	"PRAGMA user_version = 4;\n";
+/* Migration 5 (what a candidate was ranked on, and canary history):
+ *  - candidate_evals: one row per candidate and device saying whether its
+ *    device metrics came from a measurement or a prediction (evaluation
+ *    "predict" and predict-then-measure), with both ids when it has both;
+ *    written with INSERT OR REPLACE, so a resumed run that evaluates a
+ *    candidate again replaces its row. The ids are SET NULL when their row
+ *    goes (a prediction goes with its operator table), so `used` has no
+ *    CHECK against them;
+ *  - canaries: every canary measurement of a device, across runs, so drift
+ *    can be followed over weeks and not only within one run;
+ *  - views predicted_vs_measured (the predictor's relative error on the
+ *    candidates that have both) and canary_history (names joined, the
+ *    change from the previous canary of the same genome on the device).
+ * Additive only: new tables and views. */
+static const char migration_5_sql[] =
+	/* ---- candidate_evals -------------------------------------------- */
+	"CREATE TABLE candidate_evals (\n"
+	"  candidate_id INTEGER NOT NULL REFERENCES candidates (id) ON DELETE CASCADE,\n"
+	"  device_id INTEGER NOT NULL REFERENCES devices (id), -- the device the metrics are of\n"
+	"  measurement_id INTEGER REFERENCES measurements (id) ON DELETE SET NULL, -- measured on it; NULL: not measured\n"
+	"  prediction_id INTEGER REFERENCES predictions (id) ON DELETE SET NULL, -- predicted for it; NULL: not predicted\n"
+	"  used TEXT NOT NULL CHECK (used IN ('measured', 'predicted')), -- which of the two the candidate was ranked on\n"
+	"  created_at TEXT NOT NULL DEFAULT (" NOW "), -- when the row was (last) written\n"
+	"  PRIMARY KEY (candidate_id, device_id)\n"
+	") STRICT;\n"
+	/* The primary key serves lookups by candidate; these keep deleting a
+	 * measurement or an operator table (its predictions) linear. */
+	"CREATE INDEX candidate_evals_measurement ON candidate_evals (measurement_id);\n"
+	"CREATE INDEX candidate_evals_prediction ON candidate_evals (prediction_id);\n"
+
+	/* ---- canaries --------------------------------------------------- */
+	"CREATE TABLE canaries (\n"
+	"  id INTEGER PRIMARY KEY, -- higher is newer\n"
+	"  device_id INTEGER NOT NULL REFERENCES devices (id),\n"
+	"  canary_hash TEXT NOT NULL -- arch hash of the canary genome (as genomes.hash)\n"
+	"    CHECK (length(canary_hash) = 64 AND canary_hash NOT GLOB '*[^0-9a-f]*'),\n"
+	"  build_hash TEXT, -- build key of the harness that measured it; NULL: unknown\n"
+	"  run_id INTEGER REFERENCES runs (id) ON DELETE SET NULL, -- the run that measured it\n"
+	"  generation INTEGER NOT NULL CHECK (generation >= 0), -- of that run, 0-based\n"
+	"  measurement_id INTEGER REFERENCES measurements (id) ON DELETE SET NULL, -- the measurement behind it\n"
+	"  decode_ms REAL CHECK (decode_ms >= 0), -- median per-token decode latency, ms\n"
+	"  ttft_ms REAL CHECK (ttft_ms >= 0), -- median time to first token, ms\n"
+	"  peak_rss_mb REAL CHECK (peak_rss_mb >= 0), -- peak resident memory, MiB\n"
+	"  created_at TEXT NOT NULL DEFAULT (" NOW ")\n"
+	") STRICT;\n"
+	"CREATE INDEX canaries_device ON canaries (device_id, canary_hash, id);\n"
+	"CREATE INDEX canaries_run ON canaries (run_id);\n"
+
+	/* ---- views ------------------------------------------------------ */
+	"CREATE VIEW predicted_vs_measured AS\n"
+	"SELECT c.run_id, c.generation, e.candidate_id, c.genome_hash, e.device_id, d.name AS device,\n"
+	"  e.used, e.measurement_id, e.prediction_id, p.prompt_len, p.gen_len, p.depth,\n"
+	"  p.ttft_ms AS pred_ttft_ms, m.ttft_ms AS meas_ttft_ms,\n"
+	"  p.decode_ms AS pred_decode_ms, m.decode_ms_p50 AS meas_decode_ms,\n"
+	"  p.peak_rss_bytes AS pred_peak_rss_bytes, m.peak_rss_bytes AS meas_peak_rss_bytes,\n"
+	"  (p.ttft_ms - m.ttft_ms) / m.ttft_ms AS ttft_rel_err,\n"
+	"  (p.decode_ms - m.decode_ms_p50) / m.decode_ms_p50 AS decode_rel_err,\n"
+	"  CAST(p.peak_rss_bytes - m.peak_rss_bytes AS REAL) / m.peak_rss_bytes AS peak_rss_rel_err\n"
+	"FROM candidate_evals e\n"
+	"JOIN candidates c ON c.id = e.candidate_id\n"
+	"JOIN devices d ON d.id = e.device_id\n"
+	"JOIN measurements m ON m.id = e.measurement_id\n"
+	"JOIN predictions p ON p.id = e.prediction_id\n"
+	"WHERE m.status = 'ok';\n"
+
+	"CREATE VIEW canary_history AS\n"
+	"SELECT k.id, k.device_id, d.name AS device, k.canary_hash, k.build_hash, k.run_id,\n"
+	"  r.name AS run, k.generation, k.measurement_id, k.decode_ms, k.ttft_ms, k.peak_rss_mb,\n"
+	"  k.decode_ms / lag(k.decode_ms) OVER (PARTITION BY k.device_id, k.canary_hash\n"
+	"    ORDER BY k.id) - 1 AS decode_change,\n"
+	"  k.created_at\n"
+	"FROM canaries k\n"
+	"JOIN devices d ON d.id = k.device_id\n"
+	"LEFT JOIN runs r ON r.id = k.run_id;\n"
+	"PRAGMA user_version = 5;\n";
 /* clang-format on */
 
 const db_migration db_migrations[] = {
@@ -467,6 +542,8 @@ const db_migration db_migrations[] = {
 	{4, "spread and operator tables: measurements.ttft_ms_rep_p95 ... peak_rss_rep_max, "
 	    "ttft_cv; tables op_tables, op_table_entries, predictions; devices.protocol",
 	 migration_4_sql},
+	{5, "ranked on and canaries: tables candidate_evals, canaries; views "
+	    "predicted_vs_measured, canary_history", migration_5_sql},
 };
 
 const size_t db_migrations_count = sizeof db_migrations / sizeof db_migrations[0];

@@ -346,6 +346,105 @@ int db_operator_shares(db_conn *db, int64_t run_id, db_opshare **out, size_t *n,
 	                  err);
 }
 
+/* ---- what a candidate was ranked on -------------------------------------------------- */
+
+int db_candidate_eval_set(db_conn *db, int64_t candidate_id, int64_t device_id,
+                          int64_t measurement_id, int64_t prediction_id, const char *used,
+                          tl_err *err)
+{
+	tl_err e = TL_ERR_INIT;
+	int ret = db_write(db,
+	                   "INSERT OR REPLACE INTO candidate_evals (candidate_id, device_id, "
+	                   "measurement_id, prediction_id, used) VALUES (?1, ?2, ?3, ?4, ?5)",
+	                   DB_ARGS(DB_I64(candidate_id), DB_I64(device_id), DB_ID(measurement_id),
+	                           DB_ID(prediction_id), DB_TEXT(used)),
+	                   "candidate eval", &e);
+	if (ret == 0)
+		return 0;
+	/* SQLite's "FOREIGN KEY constraint failed" says not which: name them */
+	if (e.sub == SQLITE_CONSTRAINT_FOREIGNKEY)
+		return tl_err_setsub(err, ret, e.sub,
+		                     "candidate eval: candidate %lld, device %lld, measurement %lld, "
+		                     "prediction %lld: one of them is not in the database",
+		                     (long long)candidate_id, (long long)device_id,
+		                     (long long)measurement_id, (long long)prediction_id);
+	return tl_err_setsub(err, ret, e.sub, "%s", e.msg);
+}
+
+static int read_eval(sqlite3_stmt *st, void *elem, tl_err *err)
+{
+	db_candidate_eval *e = elem;
+	e->candidate_id = sqlite3_column_int64(st, 0);
+	e->device_id = sqlite3_column_int64(st, 1);
+	e->measurement_id = sqlite3_column_int64(st, 2);
+	e->prediction_id = sqlite3_column_int64(st, 3);
+	db_col_text(st, 4, e->used, sizeof e->used);
+	return 0;
+}
+
+static const db_rowtype eval_rows = {sizeof(db_candidate_eval), read_eval, NULL};
+
+int db_candidate_evals_of(db_conn *db, int64_t candidate_id, db_candidate_eval **out, size_t *n,
+                          tl_err *err)
+{
+	return db_collect(db,
+	                  "SELECT candidate_id, device_id, measurement_id, prediction_id, used FROM "
+	                  "candidate_evals WHERE candidate_id = ?1 ORDER BY device_id",
+	                  DB_ARGS(DB_I64(candidate_id)), "candidate evals", &eval_rows, (void **)out,
+	                  n, err);
+}
+
+static int read_pvm(sqlite3_stmt *st, void *elem, tl_err *err)
+{
+	db_pvm *p = elem;
+	p->candidate_id = sqlite3_column_int64(st, 0);
+	p->generation = sqlite3_column_int64(st, 1);
+	db_col_text(st, 2, p->genome_hash, sizeof p->genome_hash);
+	db_col_text(st, 3, p->device, sizeof p->device);
+	p->pred_ttft_ms = db_col_real(st, 4);
+	p->meas_ttft_ms = db_col_real(st, 5);
+	p->pred_decode_ms = db_col_real(st, 6);
+	p->meas_decode_ms = db_col_real(st, 7);
+	p->pred_peak_rss_mb = db_col_real(st, 8);
+	p->meas_peak_rss_mb = db_col_real(st, 9);
+	return 0;
+}
+
+static const db_rowtype pvm_rows = {sizeof(db_pvm), read_pvm, NULL};
+
+int db_run_pvm(db_conn *db, int64_t run_id, db_pvm **out, size_t *n, tl_err *err)
+{
+	return db_collect(db,
+	                  "SELECT candidate_id, generation, genome_hash, device, pred_ttft_ms, "
+	                  "meas_ttft_ms, pred_decode_ms, meas_decode_ms, "
+	                  "pred_peak_rss_bytes / 1048576.0, meas_peak_rss_bytes / 1048576.0 "
+	                  "FROM predicted_vs_measured WHERE run_id = ?1 ORDER BY candidate_id, device",
+	                  DB_ARGS(DB_I64(run_id)), "predicted vs measured", &pvm_rows, (void **)out,
+	                  n, err);
+}
+
+static int read_run_device(sqlite3_stmt *st, void *elem, tl_err *err)
+{
+	db_run_device *d = elem;
+	d->id = sqlite3_column_int64(st, 0);
+	db_col_text(st, 1, d->name, sizeof d->name);
+	return 0;
+}
+
+static const db_rowtype run_device_rows = {sizeof(db_run_device), read_run_device, NULL};
+
+int db_run_devices(db_conn *db, int64_t run_id, db_run_device **out, size_t *n, tl_err *err)
+{
+	return db_collect(db,
+	                  "SELECT d.id, d.name FROM devices d WHERE d.id IN ("
+	                  "SELECT device_id FROM measurements WHERE run_id = ?1 UNION "
+	                  "SELECT e.device_id FROM candidate_evals e JOIN candidates c ON "
+	                  "c.id = e.candidate_id WHERE c.run_id = ?1 UNION "
+	                  "SELECT device_id FROM canaries WHERE run_id = ?1) ORDER BY d.id",
+	                  DB_ARGS(DB_I64(run_id)), "run devices", &run_device_rows, (void **)out, n,
+	                  err);
+}
+
 /* ---- quality ------------------------------------------------------------------------ */
 
 int db_quality_get(db_conn *db, const char *hash, const char *evaluator,

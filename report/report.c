@@ -403,6 +403,200 @@ static void details(rep *R)
 	fputs("</table>\n", o);
 }
 
+/* The first n characters of s, escaped (hash prefixes). */
+static void esc_prefix(FILE *o, const char *s, size_t n)
+{
+	char b[65];
+	snprintf(b, sizeof b, "%.*s", (int)(n < sizeof b - 1 ? n : sizeof b - 1), s ? s : "");
+	esc(o, b);
+}
+
+/* A number in a table cell; NaN: empty. */
+static void num_cell(FILE *o, double v)
+{
+	char b[32] = "";
+	if (isfinite(v))
+		fmt_num(b, sizeof b, v);
+	fprintf(o, "<td class='num'>%s</td>", b);
+}
+
+/* (pred - meas) / meas; NaN when either is missing or meas is not > 0. */
+static double rel_err(double pred, double meas)
+{
+	return isfinite(pred) && isfinite(meas) && meas > 0 ? (pred - meas) / meas : NAN;
+}
+
+static void pct_cell(FILE *o, double r)
+{
+	if (isfinite(r))
+		fprintf(o, "<td class='num'>%+.1f%%</td>", 100 * r);
+	else
+		fputs("<td></td>", o);
+}
+
+static int pvm_cmp(const void *a, const void *b)
+{
+	const db_pvm *x = *(const db_pvm *const *)a, *y = *(const db_pvm *const *)b;
+	int c = strcmp(x->device, y->device);
+	if (c == 0)
+		c = strcmp(x->genome_hash, y->genome_hash);
+	if (c == 0)
+		c = (x->candidate_id > y->candidate_id) - (x->candidate_id < y->candidate_id);
+	return c;
+}
+
+/* One RMSPE row over the kept rows s[0..n) (all of one device, or all). */
+static void rmspe_row(FILE *o, const db_pvm *const *s, size_t n, const bool *keep,
+                      const db_pvm *base, const char *device)
+{
+	double ss = 0;
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		double r = rel_err(s[i]->pred_decode_ms, s[i]->meas_decode_ms);
+		if (keep[s[i] - base] && isfinite(r)) {
+			ss += r * r;
+			m++;
+		}
+	}
+	fputs("<tr><th colspan='2'>RMSPE of decode ms", o);
+	if (device) {
+		fputs(", ", o);
+		esc(o, device);
+	}
+	fputs("</th>", o);
+	if (m > 0)
+		fprintf(o, "<td class='num' colspan='3'>%.1f%% over %zu genome%s</td>",
+		        100 * sqrt(ss / (double)m), m, m == 1 ? "" : "s");
+	else
+		fputs("<td colspan='3'>no decode latency on both sides</td>", o);
+	fputs("<td colspan='3'></td></tr>\n", o);
+}
+
+/* The predictor against the measurements of the run (db_run_pvm, by
+ * candidate id): one row per genome and device (an elite repeats its
+ * genome's row: the first candidate's is kept), at most
+ * REPORT_MAX_TABLE_ROWS listed, the RMSPE of decode_ms over all of them, and
+ * per device when there are several. */
+static void pvm_table(rep *R, const db_pvm *p, size_t n)
+{
+	FILE *o = R->o;
+	if (n == 0)
+		return;
+	bool *keep = calloc(n, sizeof *keep);
+	const db_pvm **s = malloc(n * sizeof *s);
+	if (keep == NULL || s == NULL) {
+		free(keep);
+		free(s);
+		return;
+	}
+	/* sorted by device, genome, candidate: the first of each pair is kept */
+	for (size_t i = 0; i < n; i++)
+		s[i] = &p[i];
+	qsort(s, n, sizeof *s, pvm_cmp);
+	size_t nk = 0, ndev = 0;
+	for (size_t i = 0; i < n; i++) {
+		bool newdev = i == 0 || strcmp(s[i]->device, s[i - 1]->device) != 0;
+		ndev += newdev;
+		keep[s[i] - p] = newdev || strcmp(s[i]->genome_hash, s[i - 1]->genome_hash) != 0;
+		nk += keep[s[i] - p];
+	}
+	fputs("<h2>Predicted vs measured</h2>\n<table><tr><th>genome</th><th>device</th>"
+	      "<th>decode ms predicted</th><th>decode ms measured</th><th>error</th>"
+	      "<th>peak RSS MiB predicted</th><th>peak RSS MiB measured</th><th>error</th></tr>\n",
+	      o);
+	size_t shown = 0;
+	for (size_t i = 0; i < n && shown < REPORT_MAX_TABLE_ROWS; i++) {
+		if (!keep[i])
+			continue;
+		shown++;
+		fputs("<tr><td class='mono'>", o);
+		esc_prefix(o, p[i].genome_hash, 12);
+		fputs("</td><td>", o);
+		esc(o, p[i].device);
+		fputs("</td>", o);
+		num_cell(o, p[i].pred_decode_ms);
+		num_cell(o, p[i].meas_decode_ms);
+		pct_cell(o, rel_err(p[i].pred_decode_ms, p[i].meas_decode_ms));
+		num_cell(o, p[i].pred_peak_rss_mb);
+		num_cell(o, p[i].meas_peak_rss_mb);
+		pct_cell(o, rel_err(p[i].pred_peak_rss_mb, p[i].meas_peak_rss_mb));
+		fputs("</tr>\n", o);
+	}
+	rmspe_row(o, s, n, keep, p, NULL);
+	for (size_t i = 0, j; ndev > 1 && i < n; i = j) {
+		for (j = i + 1; j < n && !strcmp(s[j]->device, s[i]->device); j++)
+			;
+		rmspe_row(o, s + i, j - i, keep, p, s[i]->device);
+	}
+	fprintf(o, "</table>\n<p class='cap'>Genomes of the run that were both predicted from an "
+	        "operator table and measured (view predicted_vs_measured), each once per device; "
+	        "error: (predicted &minus; measured) / measured; RMSPE: the root mean square of "
+	        "the decode errors.%s</p>\n",
+	        nk > shown ? " Only the first rows are listed; the RMSPE is over all of them." : "");
+	free(keep);
+	free(s);
+}
+
+/* Each device the run used: its canary history over every run (newest
+ * REPORT_MAX_TABLE_ROWS), this run's rows highlighted, the change of decode
+ * ms from the previous canary of the same genome on the device. Nothing when
+ * no device has a canary. */
+static int canary_tables(rep *R, db_conn *db, int64_t run_id, tl_err *err)
+{
+	FILE *o = R->o;
+	db_run_device *dev = NULL;
+	size_t ndev = 0;
+	bool head = false;
+	int rc = db_run_devices(db, run_id, &dev, &ndev, err);
+	for (size_t d = 0; rc == 0 && d < ndev; d++) {
+		db_canary *k = NULL;
+		size_t n = 0;
+		if ((rc = db_canary_history(db, dev[d].id, NULL, 0, &k, &n, err)) < 0 || n == 0) {
+			free(k);
+			continue;
+		}
+		if (!head)
+			fputs("<h2>Canary history</h2>\n", o);
+		head = true;
+		fputs("<h3>", o);
+		esc(o, dev[d].name);
+		fputs("</h3>\n<table><tr><th>time (UTC)</th><th>run</th><th>generation</th><th>canary</th>"
+		      "<th>decode ms</th><th>change</th><th>TTFT ms</th><th>peak RSS MiB</th></tr>\n",
+		      o);
+		size_t from = n > REPORT_MAX_TABLE_ROWS ? n - REPORT_MAX_TABLE_ROWS : 0;
+		for (size_t i = from; i < n; i++) {
+			size_t j = i;
+			while (j > 0 && strcmp(k[j - 1].canary_hash, k[i].canary_hash))
+				j--;
+			double prev = j > 0 ? k[j - 1].decode_ms : NAN;
+			char when[17];
+			snprintf(when, sizeof when, "%.16s", k[i].created_at);
+			if (strlen(when) > 10 && when[10] == 'T')
+				when[10] = ' ';
+			fprintf(o, "<tr%s><td>", k[i].run_id == run_id ? " class='this'" : "");
+			esc(o, when);
+			fputs("</td><td>", o);
+			if (k[i].run_id)
+				fprintf(o, "%lld", (long long)k[i].run_id);
+			fprintf(o, "</td><td>%lld</td><td class='mono'>", (long long)k[i].generation + 1);
+			esc_prefix(o, k[i].canary_hash, 12);
+			fputs("</td>", o);
+			num_cell(o, k[i].decode_ms);
+			pct_cell(o, rel_err(k[i].decode_ms, prev));
+			num_cell(o, k[i].ttft_ms);
+			num_cell(o, k[i].peak_rss_mb);
+			fputs("</tr>\n", o);
+		}
+		fprintf(o, "</table>\n<p class='cap'>The canary genome measured on this device by "
+		        "every run, oldest first%s; rows of run %lld in bold. Change: decode ms against "
+		        "the previous canary of the same genome.</p>\n",
+		        from ? " (the newest rows)" : "", (long long)run_id);
+		free(k);
+	}
+	free(dev);
+	return rc;
+}
+
 /* ---- the report -------------------------------------------------------------------- */
 
 int report_write(db_conn *db, int64_t run_id, const report_config *cfg, FILE *o, tl_err *err)
@@ -417,6 +611,8 @@ int report_write(db_conn *db, int64_t run_id, const report_config *cfg, FILE *o,
 	size_t ngen = 0;
 	db_opshare *ops = NULL;
 	size_t nops = 0;
+	db_pvm *pvm = NULL;
+	size_t npvm = 0;
 	int rc = 0;
 	if ((rc = db_run_get(db, run_id, &run, err)) < 0)
 		return rc;
@@ -427,7 +623,8 @@ int report_write(db_conn *db, int64_t run_id, const report_config *cfg, FILE *o,
 	R.nobj = cfg->n_obj < REPORT_MAX_OBJ ? cfg->n_obj : REPORT_MAX_OBJ;
 	if ((rc = db_candidates_all(db, run_id, &k, &nk, err)) < 0 ||
 	    (rc = db_generations_of(db, run_id, &gens, &ngen, err)) < 0 ||
-	    (rc = db_operator_shares(db, run_id, &ops, &nops, err)) < 0)
+	    (rc = db_operator_shares(db, run_id, &ops, &nops, err)) < 0 ||
+	    (rc = db_run_pvm(db, run_id, &pvm, &npvm, err)) < 0)
 		goto out;
 	R.c = calloc(nk ? nk : 1, sizeof *R.c);
 	if (R.c == NULL) {
@@ -476,6 +673,8 @@ int report_write(db_conn *db, int64_t run_id, const report_config *cfg, FILE *o,
 	      "code{font-size:11px;word-break:break-all}\n"
 	      ".sw{display:inline-block;width:10px;height:10px;margin:0 3px 0 8px}\n"
 	      "dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px}dt{color:#666}\n"
+	      "h3{font-size:14px;margin:14px 0 4px}.cap{font-size:12px;color:#555;max-width:760px}\n"
+	      "tr.this td{background:#eef4ff;font-weight:600}\n"
 	      "</style></head><body>\n", o);
 	fprintf(o, "<h1>tailor run %lld", (long long)run_id);
 	if (run.name[0]) {
@@ -509,6 +708,9 @@ int report_write(db_conn *db, int64_t run_id, const report_config *cfg, FILE *o,
 	fputs("<h2>The frontier</h2>\n", o);
 	strips(&R);
 	details(&R);
+	pvm_table(&R, pvm, npvm);
+	if ((rc = canary_tables(&R, db, run_id, err)) < 0)
+		goto out;
 	fputs("<details><summary>The run's config</summary><pre><code>", o);
 	esc(o, cfg->text ? cfg->text : run.config);
 	fputs("</code></pre></details>\n<p style='color:#888;font-size:11px'>Written by tailor "
@@ -520,6 +722,7 @@ out:
 	db_candidates_free(k, nk);
 	free(gens);
 	free(ops);
+	free(pvm);
 	free(R.c);
 	return rc;
 }

@@ -14,7 +14,12 @@
  *     operator-evolution figure);
  *   - the frontier genomes as strips of coloured cells, one per layer;
  *   - per-candidate details of the frontier: every metric, origin, parents,
- *     genome text.
+ *     genome text;
+ *   - predicted vs measured (only when the run has genomes with both): the
+ *     predictor's error per genome and device, and its RMSPE on decode_ms;
+ *   - canary history (only when there are canaries): for each device the run
+ *     used, its canaries over every run, this run's rows highlighted.
+ * Every string from the database is HTML-escaped.
  */
 #ifndef REPORT_H
 #define REPORT_H
@@ -28,6 +33,7 @@
 
 #define REPORT_MAX_POINTS 20000
 #define REPORT_MAX_OBJ 8 /* objectives plotted; more are left out */
+#define REPORT_MAX_TABLE_ROWS 500 /* rows of a predicted-vs-measured or canary table */
 
 /* What the report needs from the run's config, which it does not read
  * itself (report/ uses db and genome only): the caller gets it from the

@@ -140,6 +140,26 @@ expect 0 0 'protocol overrides: {"repeats":2,"warmup":0}' -- device add px --tra
 expect 0 0 'protocol *{"repeats":2,"warmup":0}$' -- device show px
 expect 0 0 '"repeats":[[:space:]]*2' -- device show px --json
 expect 0 0 '"protocol":[[:space:]]*null' -- device show local --json
+# the canary history: each canary genome's newest 10, the change of decode ms from the previous
+expect 0 0 "canary history  none" -- device show px
+expect 0 0 '"canaries":[[:space:]]*\[\]' -- device show px --json
+CH=$(printf 'c%.0s' $(seq 64)); CD=$(printf 'd%.0s' $(seq 64))
+sqlite3 "$TAILOR_DB" "WITH RECURSIVE g(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM g WHERE x < 11)
+  INSERT INTO canaries (device_id, canary_hash, generation, decode_ms, ttft_ms, created_at)
+  SELECT (SELECT id FROM devices WHERE name = 'px'), '$CH', x, 10 + x, 100, printf('2026-02-%02dT10:00:00.000Z', x + 1) FROM g;
+  INSERT INTO canaries (device_id, canary_hash, generation, decode_ms) SELECT id, '$CD', 0, 5 FROM devices WHERE name = 'px'" ||
+	fail "canary inserts"
+expect 0 0 "canary cccccccccccc: 12 measurements, the newest 10$" -- device show px
+expect 0 0 "^    2026-02-12 10:00 *- *12 *21.000 *100.00 *+5.0%$" -- device show px
+expect 0 0 "^    2026-02-03 10:00 *- *3 *12.000 *100.00 *+9.1%$" -- device show px
+expect 0 0 "canary dddddddddddd: 1 measurement$" -- device show px
+"$TAILOR" device show px >"$tmp/show" 2>&1
+checks=$((checks + 1))
+grep -q "2026-02-02" "$tmp/show" && fail "device show: the 11th newest canary is printed"
+expect 0 0 '"decode_change":[[:space:]]*0.05' -- device show px --json
+"$TAILOR" device show px --json >"$tmp/show.json" 2>&1
+checks=$((checks + 1))
+[ "$(grep -c '"canary_hash"' "$tmp/show.json")" = 13 ] || fail "device show --json: not 13 canaries: $(head -c 300 "$tmp/show.json")"
 printf '{"devices": [{"name": "fx", "transport": "local", "protocol": {"delay_s": 0.5, "thermal": {"max_temp_c": 60}}}]}' >"$tmp/devs.json"
 expect 0 0 "added fx" -- device add --file "$tmp/devs.json"
 expect 0 0 '"max_temp_c":[[:space:]]*60' -- device show fx --json

@@ -9,6 +9,11 @@
  * the spread columns of measurements and the operator tables and
  * predictions (db_optables.h) round-trip, read back with plain SQL through
  * db_query_stream; devices.protocol round-trips and holds JSON objects only.
+ * Migration 5: a version-4 file with rows migrates (rows kept, the same
+ * schema as a new file); candidate_evals are set, replaced and read back,
+ * the view predicted_vs_measured gives the relative errors worked out by
+ * hand; canaries come back by device, genome and limit, newest last, and
+ * the view canary_history gives the change from the previous one.
  * Files live in a mkdtemp directory under /tmp, removed at the end.
  *
  * Only the db room's headers, tl.h and libc here (no sqlite3.h): extended
@@ -18,6 +23,7 @@
 #include "db.h"
 #include "db_optables.h"
 #include "db_query.h"
+#include "db_runs.h"
 #include "tl.h"
 #include "tl_test.h"
 
@@ -575,9 +581,9 @@ static char *schema_of(db_conn *db)
 }
 
 /* A file as tailor 3 left it, with a genome, two measurements (one ok, one
- * failed) and a repeat, migrates to 4: the rows are all there, the new
- * columns are NULL, the new tables empty, and the schema is the one a new
- * file gets. */
+ * failed) and a repeat, migrates through 4 to the current version: the rows
+ * are all there, the new columns are NULL, the new tables empty, and the
+ * schema is the one a new file gets. */
 static void test_migrate_v3(void)
 {
 	static const char fixture[] =
@@ -619,13 +625,13 @@ static void test_migrate_v3(void)
 	db = open_ok(path, 0);
 	if (db == NULL)
 		return;
-	CHECK_EQ_INT(db_schema_version(db), 4);
+	CHECK_EQ_INT(db_schema_version(db), DB_SCHEMA_VERSION);
 	CHECK_EQ_INT(db_info_get(db, &info, &err), 0);
-	CHECK_EQ_INT(info.schema_version, 4);
-	CHECK_EQ_INT(info.migrations, 4);
+	CHECK_EQ_INT(info.schema_version, DB_SCHEMA_VERSION);
+	CHECK_EQ_INT(info.migrations, DB_SCHEMA_VERSION);
 	CHECK_EQ_INT(info.measurements, 2);
 	CHECK_EQ_INT(info.genomes, 1);
-	CHECK_EQ_INT(sql_int(db, "PRAGMA user_version"), 4);
+	CHECK_EQ_INT(sql_int(db, "PRAGMA user_version"), DB_SCHEMA_VERSION);
 	CHECK_EQ_STR(sql_rows(db, "SELECT name FROM schema_migrations WHERE version = 4"),
 	             "spread and operator tables: measurements.ttft_ms_rep_p95 ... "
 	             "peak_rss_rep_max, ttft_cv; tables op_tables, op_table_entries, predictions; "
@@ -648,7 +654,7 @@ static void test_migrate_v3(void)
 	db_close(db);
 
 	/* The same schema, comment for comment, as a file created now. */
-	path_in(fresh, sizeof fresh, "v4.db");
+	path_in(fresh, sizeof fresh, "v3-fresh.db");
 	db = open_ok(fresh, 0);
 	if (db == NULL) {
 		free(migrated);
@@ -1152,6 +1158,521 @@ static void test_device_protocol(void)
 	db_close(db);
 }
 
+/* ---- migration 5: candidate_evals, canaries ---------------------------- */
+
+#define G3 "3333333333333333333333333333333333333333333333333333333333333333"
+#define CA "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define CB "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
+/* A file as tailor 4 left it (a device, a run, a candidate, a measurement
+ * with its spread, an operator table and a prediction checked against the
+ * measurement) migrates to 5: every row kept, the new tables empty, the
+ * views there and empty, the same schema as a new file; the old rows then
+ * take part in the new tables. */
+static void test_migrate_v4(void)
+{
+	static const char fixture[] =
+	    "INSERT INTO devices (id, name, transport, host, protocol)\n"
+	    "  VALUES (2, 'phone', 'ssh', 'phone.lab', '{\"repeats\": 3}');\n"
+	    "INSERT INTO runs (id, name, config, seed, status) VALUES (1, 'old', '{}', 7, 'finished');\n"
+	    "INSERT INTO genomes (hash, text, params) VALUES ('" G1 "', 'fixture', 1000);\n"
+	    "INSERT INTO candidates (id, run_id, generation, genome_hash, origin, status)\n"
+	    "  VALUES (1, 1, 0, '" G1 "', 'sample', 'done');\n"
+	    "INSERT INTO measurements (genome_hash, candidate_id, run_id, device_id, ttft_ms,\n"
+	    "  decode_ms_p50, peak_rss_bytes, ttft_cv, status)\n"
+	    "  VALUES ('" G1 "', 1, 1, 2, 100, 4, 2097152, 0.01, 'ok');\n"
+	    "INSERT INTO op_tables (device_id, space_hash, quant, kv, n_keys, n_archs, table_json)\n"
+	    "  VALUES (2, 's', 'q4_0', 'f16', 1, 1, '{}');\n"
+	    "INSERT INTO predictions (table_id, genome_hash, prompt_len, gen_len, depth, ttft_ms,\n"
+	    "  decode_ms, peak_rss_bytes, measurement_id)\n"
+	    "  VALUES (1, '" G1 "', 128, 32, 0, 110, 5, 3145728, 1);\n";
+	char path[256], fresh[256];
+	tl_err err = TL_ERR_INIT;
+	db_info info;
+
+	path_in(path, sizeof path, "v4.db");
+	CHECK_EQ_INT(db_debug_create(path, 4, fixture, &err), 0);
+	CHECK_MSG(err.code == 0, "%s", err.msg);
+	db_conn *db = open_ok(path, DB_OPEN_READONLY);
+	if (db == NULL)
+		return;
+	CHECK_EQ_INT(db_schema_version(db), 4);
+	CHECK_CONTAINS(sql_rows(db, "SELECT count(*) FROM candidate_evals"), "no such table");
+	CHECK_CONTAINS(sql_rows(db, "SELECT count(*) FROM canary_history"), "no such table");
+	db_close(db);
+
+	db = open_ok(path, 0);
+	if (db == NULL)
+		return;
+	CHECK_EQ_INT(db_schema_version(db), 5);
+	CHECK_EQ_INT(db_info_get(db, &info, &err), 0);
+	CHECK_EQ_INT(info.migrations, 5);
+	CHECK_EQ_INT(info.devices, 2);
+	CHECK_EQ_INT(info.runs, 1);
+	CHECK_EQ_INT(info.candidates, 1);
+	CHECK_EQ_INT(info.measurements, 1);
+	CHECK_EQ_INT(sql_int(db, "PRAGMA user_version"), 5);
+	CHECK_EQ_STR(sql_rows(db, "SELECT name FROM schema_migrations WHERE version = 5"),
+	             "ranked on and canaries: tables candidate_evals, canaries; views "
+	             "predicted_vs_measured, canary_history");
+	CHECK_EQ_STR(sql_rows(db, "SELECT name, protocol FROM devices ORDER BY id"),
+	             "local|NULL\nphone|{\"repeats\": 3}");
+	CHECK_EQ_STR(sql_rows(db, "SELECT id, status, ttft_ms, decode_ms_p50, ttft_cv FROM "
+	                          "measurements"),
+	             "1|ok|100|4|0.01");
+	CHECK_EQ_STR(sql_rows(db, "SELECT id, decode_ms, measurement_id FROM predictions"),
+	             "1|5|1");
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM op_tables"), 1);
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM candidate_evals"), 0);
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM canaries"), 0);
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM predicted_vs_measured"), 0);
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM canary_history"), 0);
+	CHECK_EQ_STR(sql_rows(db, "PRAGMA foreign_key_check"), "");
+	CHECK_EQ_STR(sql_rows(db, "PRAGMA integrity_check"), "ok");
+
+	/* the old rows in the new tables: pred 5 vs 4 ms is +25 % */
+	CHECK_EQ_INT(db_candidate_eval_set(db, 1, 2, 1, 1, "measured", &err), 0);
+	CHECK_MSG(err.code == 0, "%s", err.msg);
+	CHECK_EQ_STR(sql_rows(db, "SELECT run_id, candidate_id, device, decode_rel_err, "
+	                          "ttft_rel_err, peak_rss_rel_err FROM predicted_vs_measured"),
+	             "1|1|phone|0.25|0.1|0.5");
+	db_canary k;
+	memset(&k, 0, sizeof k);
+	k.device_id = 2;
+	k.run_id = 1;
+	k.measurement_id = 1;
+	tl_strlcpy(k.canary_hash, CA, sizeof k.canary_hash);
+	k.decode_ms = 4;
+	k.ttft_ms = k.peak_rss_mb = NAN;
+	CHECK_EQ_INT(db_canary_add(db, &k, NULL, &err), 0);
+	CHECK_EQ_STR(sql_rows(db, "SELECT device, run, decode_ms FROM canary_history"),
+	             "phone|old|4");
+	char *migrated = schema_of(db);
+	db_close(db);
+
+	path_in(fresh, sizeof fresh, "v4-fresh.db");
+	db = open_ok(fresh, 0);
+	if (db == NULL) {
+		free(migrated);
+		return;
+	}
+	char *created = schema_of(db);
+	CHECK(created != NULL && strstr(created, "CREATE TABLE candidate_evals") != NULL);
+	CHECK(created != NULL && strstr(created, "CREATE VIEW canary_history") != NULL);
+	CHECK_MSG(migrated && created && strcmp(migrated, created) == 0,
+	          "schema of a migrated v4 file differs from a new file's (%zu vs %zu bytes)",
+	          migrated ? strlen(migrated) : 0, created ? strlen(created) : 0);
+	free(migrated);
+	free(created);
+	db_close(db);
+}
+
+static int64_t measurement(db_conn *db, const char *hash, int64_t run, int64_t cand,
+                           int64_t device, double ttft, double decode, int64_t rss, bool ok)
+{
+	tl_err err = TL_ERR_INIT;
+	db_measurement m;
+	int64_t id = 0;
+	db_measurement_init(&m);
+	m.genome_hash = hash;
+	m.run_id = run;
+	m.candidate_id = cand;
+	m.device_id = device;
+	m.ttft_ms = ttft;
+	m.decode_ms_p50 = decode;
+	m.peak_rss_bytes = rss;
+	m.status = ok ? "ok" : "failed";
+	CHECK_EQ_INT(db_measurement_add(db, &m, NULL, 0, &id, &err), 0);
+	CHECK_MSG(err.code == 0, "%s", err.msg);
+	return id;
+}
+
+static int64_t prediction(db_conn *db, int64_t table, const char *hash, double ttft,
+                          double decode, int64_t rss)
+{
+	tl_err err = TL_ERR_INIT;
+	db_prediction p = {table, hash, 128, 32, 0, ttft, decode, rss, 0};
+	int64_t id = 0;
+	CHECK_EQ_INT(db_prediction_add(db, &p, &id, &err), 0);
+	CHECK_MSG(err.code == 0, "%s", err.msg);
+	return id;
+}
+
+static int64_t candidate(db_conn *db, int64_t run, int64_t gen, const char *hash,
+                         const char *origin)
+{
+	tl_err err = TL_ERR_INIT;
+	int64_t id = 0;
+	CHECK_EQ_INT(db_candidate_add(db, run, gen, hash, "g", 1000, NULL, 0, 0, origin, "done",
+	                              "{}", 1, 0, &id, &err),
+	             0);
+	CHECK_MSG(err.code == 0, "%s", err.msg);
+	return id;
+}
+
+/* What a candidate was ranked on: set, replace, read back; the view
+ * predicted_vs_measured against relative errors worked out by hand; what
+ * the table refuses; deleting an operator table nulls prediction_id. */
+static void test_candidate_evals(void)
+{
+	tl_err err = TL_ERR_INIT;
+	db_device d;
+	int64_t phone = 0, run = 0, run2 = 0, table = 0;
+
+	db_conn *db = open_ok(":memory:", 0);
+	if (db == NULL)
+		return;
+	db_device_init(&d);
+	tl_strlcpy(d.name, "phone", sizeof d.name);
+	tl_strlcpy(d.transport, "ssh", sizeof d.transport);
+	tl_strlcpy(d.host, "phone.lab", sizeof d.host);
+	CHECK_EQ_INT(db_device_add(db, &d, &phone, &err), 0);
+	CHECK_EQ_INT(db_run_create(db, "r", "{}", NULL, "nsga2", 1, 2, 4, "test", &run, &err), 0);
+	CHECK_EQ_INT(db_run_create(db, "r2", "{}", NULL, "nsga2", 1, 2, 4, "test", &run2, &err), 0);
+	int64_t c1 = candidate(db, run, 0, G1, "sample");
+	int64_t c3 = candidate(db, run, 0, G2, "sample");
+	int64_t c2 = candidate(db, run, 1, G1, "elite"); /* copies c1's result */
+	int64_t c4 = candidate(db, run, 1, G2, "mutate");
+	int64_t c5 = candidate(db, run2, 0, G1, "sample");
+	db_optable t = optable(phone, "s", "q4_0", "{}");
+	CHECK_EQ_INT(db_optable_add(db, &t, NULL, 0, &table, &err), 0);
+	CHECK_MSG(err.code == 0, "%s", err.msg);
+
+	/* G1: predicted 90 ms / 5 ms / 3 MiB, measured 100 / 4 / 2 MiB;
+	 * G2: predicted 60 / 9 / 1 MiB, measured 50 / 10 / 1 MiB */
+	int64_t m1 = measurement(db, G1, run, c1, phone, 100, 4, 2097152, true);
+	int64_t m2 = measurement(db, G2, run, c3, phone, 50, 10, 1048576, true);
+	int64_t mf = measurement(db, G2, run, c4, phone, NAN, NAN, -1, false);
+	int64_t p1 = prediction(db, table, G1, 90, 5, 3145728);
+	int64_t p2 = prediction(db, table, G2, 60, 9, 1048576);
+
+	CHECK_EQ_INT(db_candidate_eval_set(db, c1, phone, m1, p1, "measured", &err), 0);
+	CHECK_EQ_INT(db_candidate_eval_set(db, c1, DB_DEVICE_LOCAL_ID, 0, p1, "predicted", &err), 0);
+	CHECK_EQ_INT(db_candidate_eval_set(db, c2, phone, m1, p1, "measured", &err), 0);
+	/* c3 first ranked on its prediction, then measured: the row is replaced */
+	CHECK_EQ_INT(db_candidate_eval_set(db, c3, phone, 0, p2, "predicted", &err), 0);
+	CHECK_EQ_INT(db_candidate_eval_set(db, c3, phone, m2, p2, "measured", &err), 0);
+	CHECK_EQ_INT(db_candidate_eval_set(db, c4, phone, mf, p2, "predicted", &err), 0);
+	CHECK_EQ_INT(db_candidate_eval_set(db, c5, phone, m1, p1, "measured", &err), 0);
+	CHECK_MSG(err.code == 0, "%s", err.msg);
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM candidate_evals"), 6);
+
+	db_candidate_eval *e = NULL;
+	size_t n = 0;
+	CHECK_EQ_INT(db_candidate_evals_of(db, c1, &e, &n, &err), 0);
+	CHECK_EQ_INT(n, 2);
+	if (n == 2) {
+		CHECK_EQ_INT(e[0].candidate_id, c1);
+		CHECK_EQ_INT(e[0].device_id, DB_DEVICE_LOCAL_ID);
+		CHECK_EQ_INT(e[0].measurement_id, 0);
+		CHECK_EQ_INT(e[0].prediction_id, p1);
+		CHECK_EQ_STR(e[0].used, "predicted");
+		CHECK_EQ_INT(e[1].device_id, phone);
+		CHECK_EQ_INT(e[1].measurement_id, m1);
+		CHECK_EQ_INT(e[1].prediction_id, p1);
+		CHECK_EQ_STR(e[1].used, "measured");
+	}
+	free(e);
+	CHECK_EQ_INT(db_candidate_evals_of(db, c3, &e, &n, &err), 0);
+	CHECK_EQ_INT(n, 1);
+	if (n == 1) {
+		CHECK_EQ_INT(e[0].measurement_id, m2);
+		CHECK_EQ_INT(e[0].prediction_id, p2);
+		CHECK_EQ_STR(e[0].used, "measured");
+	}
+	free(e);
+	e = (db_candidate_eval *)&n; /* reset on entry */
+	CHECK_EQ_INT(db_candidate_evals_of(db, 999, &e, &n, &err), 0);
+	CHECK(e == NULL && n == 0);
+
+	/* the view: both a prediction and a successful measurement (not c1 on
+	 * local, not c4 whose measurement failed); relative errors (pred-meas)/meas */
+	CHECK_EQ_STR(sql_rows(db, "SELECT candidate_id, generation, device, used, "
+	                          "round(ttft_rel_err, 9), round(decode_rel_err, 9), "
+	                          "round(peak_rss_rel_err, 9) FROM predicted_vs_measured "
+	                          "WHERE run_id = 1 ORDER BY candidate_id"),
+	             "1|0|phone|measured|-0.1|0.25|0.5\n"
+	             "2|0|phone|measured|0.2|-0.1|0\n"
+	             "3|1|phone|measured|-0.1|0.25|0.5");
+	db_pvm *p = NULL;
+	CHECK_EQ_INT(db_run_pvm(db, run, &p, &n, &err), 0);
+	CHECK_MSG(err.code == 0, "%s", err.msg);
+	CHECK_EQ_INT(n, 3);
+	if (n == 3) {
+		CHECK_EQ_INT(p[0].candidate_id, c1);
+		CHECK_EQ_INT(p[0].generation, 0);
+		CHECK_EQ_STR(p[0].genome_hash, G1);
+		CHECK_EQ_STR(p[0].device, "phone");
+		CHECK_NEAR(p[0].pred_ttft_ms, 90, 0, 0);
+		CHECK_NEAR(p[0].meas_ttft_ms, 100, 0, 0);
+		CHECK_NEAR(p[0].pred_decode_ms, 5, 0, 0);
+		CHECK_NEAR(p[0].meas_decode_ms, 4, 0, 0);
+		CHECK_NEAR(p[0].pred_peak_rss_mb, 3, 0, 0);
+		CHECK_NEAR(p[0].meas_peak_rss_mb, 2, 0, 0);
+		CHECK_NEAR((p[0].pred_decode_ms - p[0].meas_decode_ms) / p[0].meas_decode_ms, 0.25,
+		           1e-12, 0);
+		CHECK_EQ_INT(p[1].candidate_id, c3);
+		CHECK_EQ_STR(p[1].genome_hash, G2);
+		CHECK_NEAR((p[1].pred_decode_ms - p[1].meas_decode_ms) / p[1].meas_decode_ms, -0.1,
+		           1e-12, 0);
+		CHECK_NEAR(p[1].pred_peak_rss_mb, 1, 0, 0);
+		CHECK_EQ_INT(p[2].candidate_id, c2);
+		CHECK_EQ_INT(p[2].generation, 1);
+	}
+	free(p);
+	CHECK_EQ_INT(db_run_pvm(db, run2, &p, &n, &err), 0);
+	CHECK_EQ_INT(n, 1);
+	free(p);
+	CHECK_EQ_INT(db_run_pvm(db, 999, &p, &n, &err), 0);
+	CHECK(p == NULL && n == 0);
+
+	/* the devices of a run: local (c1's prediction there) and the phone */
+	db_run_device *rd = NULL;
+	CHECK_EQ_INT(db_run_devices(db, run, &rd, &n, &err), 0);
+	CHECK_EQ_INT(n, 2);
+	if (n == 2) {
+		CHECK_EQ_STR(rd[0].name, "local");
+		CHECK_EQ_INT(rd[1].id, phone);
+		CHECK_EQ_STR(rd[1].name, "phone");
+	}
+	free(rd);
+
+	/* refused: another word, an id that names nothing */
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_candidate_eval_set(db, c1, phone, m1, p1, "guessed", &err), TL_EDB);
+	CHECK_EQ_INT(err.sub, SQLITE_CONSTRAINT_CHECK);
+	CHECK(db_err_is_constraint(&err));
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_candidate_eval_set(db, c1, phone, m1, p1, NULL, &err), TL_EDB);
+	CHECK_EQ_INT(err.sub, SQLITE_CONSTRAINT_NOTNULL);
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_candidate_eval_set(db, 999, phone, m1, p1, "measured", &err), TL_EDB);
+	CHECK_EQ_INT(err.sub, SQLITE_CONSTRAINT_FOREIGNKEY);
+	CHECK_CONTAINS(err.msg, "candidate eval: candidate 999, device");
+	CHECK_CONTAINS(err.msg, "not in the database");
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_candidate_eval_set(db, c1, phone, 999, p1, "measured", &err), TL_EDB);
+	CHECK_EQ_INT(err.sub, SQLITE_CONSTRAINT_FOREIGNKEY);
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_candidate_eval_set(db, c1, 999, m1, p1, "measured", &err), TL_EDB);
+	CHECK_EQ_INT(err.sub, SQLITE_CONSTRAINT_FOREIGNKEY);
+	tl_err_clear(&err);
+	/* the refused writes left c1's row as it was */
+	CHECK_EQ_STR(sql_rows(db, "SELECT measurement_id, prediction_id, used FROM "
+	                          "candidate_evals WHERE candidate_id = 1 AND device_id = 2"),
+	             "1|1|measured");
+
+	/* removing the operator table removes its predictions; the evals stay,
+	 * prediction_id NULL, and leave the view */
+	CHECK_EQ_INT(db_optable_remove(db, table, &err), 0);
+	CHECK_MSG(err.code == 0, "%s", err.msg);
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM candidate_evals"), 6);
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM candidate_evals WHERE prediction_id IS "
+	                         "NOT NULL"),
+	             0);
+	CHECK_EQ_INT(db_candidate_evals_of(db, c3, &e, &n, &err), 0);
+	CHECK(n == 1 && e[0].prediction_id == 0 && e[0].measurement_id == m2);
+	free(e);
+	CHECK_EQ_INT(db_run_pvm(db, run, &p, &n, &err), 0);
+	CHECK_EQ_INT(n, 0);
+	free(p);
+	CHECK_EQ_STR(sql_rows(db, "PRAGMA foreign_key_check"), "");
+	db_close(db);
+}
+
+static db_canary canary(int64_t device, const char *hash, int64_t run, int64_t gen,
+                        double decode_ms)
+{
+	db_canary k;
+	memset(&k, 0, sizeof k);
+	k.id = 77; /* ignored */
+	k.device_id = device;
+	k.run_id = run;
+	k.generation = gen;
+	tl_strlcpy(k.canary_hash, hash, sizeof k.canary_hash);
+	tl_strlcpy(k.created_at, "ignored", sizeof k.created_at);
+	k.decode_ms = decode_ms;
+	k.ttft_ms = 10 * decode_ms;
+	k.peak_rss_mb = 64;
+	return k;
+}
+
+/* A device's canaries across runs: add, history by genome and limit
+ * (newest last), NULLs, what is refused, the view canary_history. */
+static void test_canaries(void)
+{
+	tl_err err = TL_ERR_INIT;
+	db_device d;
+	int64_t phone = 0, board = 0, r1 = 0, r2 = 0, r3 = 0, id = 0;
+
+	db_conn *db = open_ok(":memory:", 0);
+	if (db == NULL)
+		return;
+	db_device_init(&d);
+	tl_strlcpy(d.name, "phone", sizeof d.name);
+	tl_strlcpy(d.transport, "local", sizeof d.transport);
+	CHECK_EQ_INT(db_device_add(db, &d, &phone, &err), 0);
+	tl_strlcpy(d.name, "board", sizeof d.name);
+	CHECK_EQ_INT(db_device_add(db, &d, &board, &err), 0);
+	CHECK_EQ_INT(db_run_create(db, "r1", "{}", NULL, "nsga2", 1, 2, 4, "test", &r1, &err), 0);
+	CHECK_EQ_INT(db_run_create(db, "r2", "{}", NULL, "nsga2", 1, 2, 4, "test", &r2, &err), 0);
+	CHECK_EQ_INT(db_run_create(db, "r3", "{}", NULL, "nsga2", 1, 2, 4, "test", &r3, &err), 0);
+	CHECK_EQ_INT(db_genome_ensure(db, G3, "g3", 10, &err), 0);
+	int64_t m = measurement(db, G3, r2, 0, phone, 120, 12, 1048576, true);
+
+	/* phone, canary A: 10, 11 (run 1), 12 (run 2), 13 (no run); canary B:
+	 * 20, 21; board, canary A: 30 */
+	db_canary k = canary(phone, CA, r1, 0, 10);
+	tl_strlcpy(k.build_hash, "build-1", sizeof k.build_hash);
+	CHECK_EQ_INT(db_canary_add(db, &k, &id, &err), 0);
+	CHECK_MSG(err.code == 0, "%s", err.msg);
+	CHECK_EQ_INT(id, 1);
+	k = canary(phone, CB, r1, 0, 20);
+	CHECK_EQ_INT(db_canary_add(db, &k, &id, &err), 0);
+	k = canary(phone, CA, r1, 5, 11);
+	CHECK_EQ_INT(db_canary_add(db, &k, &id, &err), 0);
+	k = canary(board, CA, r2, 0, 30);
+	CHECK_EQ_INT(db_canary_add(db, &k, &id, &err), 0);
+	k = canary(phone, CA, r2, 0, 12);
+	k.measurement_id = m;
+	CHECK_EQ_INT(db_canary_add(db, &k, &id, &err), 0);
+	k = canary(phone, CB, r2, 0, 21);
+	CHECK_EQ_INT(db_canary_add(db, &k, &id, &err), 0);
+	k = canary(phone, CA, 0, 3, 13);
+	k.ttft_ms = k.peak_rss_mb = NAN;
+	CHECK_EQ_INT(db_canary_add(db, &k, NULL, &err), 0);
+	CHECK_MSG(err.code == 0, "%s", err.msg);
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM canaries"), 7);
+
+	db_canary *h = NULL;
+	size_t n = 0;
+	CHECK_EQ_INT(db_canary_history(db, phone, CA, 0, &h, &n, &err), 0);
+	CHECK_EQ_INT(n, 4);
+	if (n == 4) {
+		CHECK_EQ_INT(h[0].id, 1);
+		CHECK_EQ_INT(h[0].device_id, phone);
+		CHECK_EQ_STR(h[0].canary_hash, CA);
+		CHECK_EQ_STR(h[0].build_hash, "build-1");
+		CHECK_EQ_INT(h[0].run_id, r1);
+		CHECK_EQ_INT(h[0].measurement_id, 0);
+		CHECK_NEAR(h[0].decode_ms, 10, 0, 0);
+		CHECK_NEAR(h[0].ttft_ms, 100, 0, 0);
+		CHECK_NEAR(h[0].peak_rss_mb, 64, 0, 0);
+		CHECK_EQ_INT(strlen(h[0].created_at), 24);
+		CHECK_EQ_INT(h[1].generation, 5);
+		CHECK_NEAR(h[1].decode_ms, 11, 0, 0);
+		CHECK_EQ_STR(h[1].build_hash, "");
+		CHECK_EQ_INT(h[2].measurement_id, m);
+		CHECK_EQ_INT(h[2].run_id, r2);
+		CHECK_EQ_INT(h[3].run_id, 0);
+		CHECK_EQ_INT(h[3].generation, 3);
+		CHECK_NEAR(h[3].decode_ms, 13, 0, 0);
+		CHECK(isnan(h[3].ttft_ms) && isnan(h[3].peak_rss_mb));
+	}
+	free(h);
+	/* the newest two, newest last */
+	CHECK_EQ_INT(db_canary_history(db, phone, CA, 2, &h, &n, &err), 0);
+	CHECK_EQ_INT(n, 2);
+	if (n == 2) {
+		CHECK_NEAR(h[0].decode_ms, 12, 0, 0);
+		CHECK_NEAR(h[1].decode_ms, 13, 0, 0);
+	}
+	free(h);
+	/* a limit over the count: all of them */
+	CHECK_EQ_INT(db_canary_history(db, phone, CB, 10, &h, &n, &err), 0);
+	CHECK_EQ_INT(n, 2);
+	if (n == 2) {
+		CHECK_NEAR(h[0].decode_ms, 20, 0, 0);
+		CHECK_NEAR(h[1].decode_ms, 21, 0, 0);
+	}
+	free(h);
+	/* every canary of the device, in order; the newest three of them */
+	CHECK_EQ_INT(db_canary_history(db, phone, NULL, 0, &h, &n, &err), 0);
+	CHECK_EQ_INT(n, 6);
+	for (size_t i = 1; i < n; i++)
+		CHECK(h[i].id > h[i - 1].id && h[i].device_id == phone);
+	free(h);
+	CHECK_EQ_INT(db_canary_history(db, phone, NULL, 3, &h, &n, &err), 0);
+	CHECK_EQ_INT(n, 3);
+	if (n == 3) {
+		CHECK_NEAR(h[0].decode_ms, 12, 0, 0);
+		CHECK_NEAR(h[1].decode_ms, 21, 0, 0);
+		CHECK_NEAR(h[2].decode_ms, 13, 0, 0);
+	}
+	free(h);
+	CHECK_EQ_INT(db_canary_history(db, board, NULL, 0, &h, &n, &err), 0);
+	CHECK_EQ_INT(n, 1);
+	free(h);
+	h = (db_canary *)&n; /* reset on entry */
+	CHECK_EQ_INT(db_canary_history(db, board, CB, 0, &h, &n, &err), 0);
+	CHECK(h == NULL && n == 0);
+	CHECK_MSG(err.code == 0, "%s", err.msg);
+
+	/* NULLs as the schema says */
+	CHECK_EQ_STR(sql_rows(db, "SELECT build_hash, run_id, measurement_id, ttft_ms, peak_rss_mb "
+	                          "FROM canaries WHERE id = 7"),
+	             "NULL|NULL|NULL|NULL|NULL");
+	/* the view: names, and the change from the previous canary of the genome
+	 * on the device: 11/10 - 1, 12/11 - 1, 13/12 - 1 */
+	CHECK_EQ_STR(sql_rows(db, "SELECT device, run, generation, round(decode_change, 6) FROM "
+	                          "canary_history WHERE canary_hash = '" CA "' AND device = 'phone' "
+	                          "ORDER BY id"),
+	             "phone|r1|0|NULL\nphone|r1|5|0.1\nphone|r2|0|0.090909\nphone|NULL|3|0.083333");
+	CHECK_EQ_STR(sql_rows(db, "SELECT device, run, decode_change FROM canary_history WHERE "
+	                          "device = 'board'"),
+	             "board|r2|NULL");
+
+	/* a run that only measured canaries used those devices */
+	db_run_device *rd = NULL;
+	CHECK_EQ_INT(db_run_devices(db, r1, &rd, &n, &err), 0);
+	CHECK(n == 1 && rd[0].id == phone);
+	free(rd);
+	CHECK_EQ_INT(db_run_devices(db, r2, &rd, &n, &err), 0);
+	CHECK(n == 2 && rd[0].id == phone && rd[1].id == board);
+	free(rd);
+	CHECK_EQ_INT(db_run_devices(db, r3, &rd, &n, &err), 0);
+	CHECK(rd == NULL && n == 0);
+
+	/* refused: a hash that is not one, a negative generation or latency, a
+	 * device, run or measurement that is not there */
+	/* 63 characters; 64 with an upper-case or a non-hex one */
+	const char *bad_hash[] = {"", "abc", CA + 1,
+	                          "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+	                          "000000000000000000000000000000000000000000000000000000000000000g"};
+	for (size_t i = 0; i < sizeof bad_hash / sizeof bad_hash[0]; i++) {
+		k = canary(phone, bad_hash[i], r1, 0, 10);
+		tl_err_clear(&err);
+		id = 5;
+		CHECK_EQ_INT(db_canary_add(db, &k, &id, &err), TL_EDB);
+		CHECK_EQ_INT(err.sub, SQLITE_CONSTRAINT_CHECK);
+		CHECK_EQ_INT(id, 0);
+	}
+	k = canary(phone, CA, r1, -1, 10);
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_canary_add(db, &k, NULL, &err), TL_EDB);
+	CHECK_EQ_INT(err.sub, SQLITE_CONSTRAINT_CHECK);
+	k = canary(phone, CA, r1, 0, -1);
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_canary_add(db, &k, NULL, &err), TL_EDB);
+	CHECK_EQ_INT(err.sub, SQLITE_CONSTRAINT_CHECK);
+	k = canary(999, CA, r1, 0, 10);
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_canary_add(db, &k, NULL, &err), TL_EDB);
+	CHECK_EQ_INT(err.sub, SQLITE_CONSTRAINT_FOREIGNKEY);
+	CHECK_CONTAINS(err.msg, "canary add: device 999, run 1, measurement 0: one of them is not");
+	k = canary(phone, CA, 999, 0, 10);
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_canary_add(db, &k, NULL, &err), TL_EDB);
+	CHECK(db_err_is_constraint(&err));
+	k = canary(phone, CA, r1, 0, 10);
+	k.measurement_id = 999;
+	tl_err_clear(&err);
+	CHECK_EQ_INT(db_canary_add(db, &k, NULL, &err), TL_EDB);
+	CHECK_EQ_INT(err.sub, SQLITE_CONSTRAINT_FOREIGNKEY);
+	CHECK_EQ_INT(sql_int(db, "SELECT count(*) FROM canaries"), 7);
+	db_close(db);
+}
+
 static void rm_tree(const char *path)
 {
 	struct stat st;
@@ -1202,6 +1723,9 @@ int main(void)
 	test_measurement_spread();
 	test_optables();
 	test_device_protocol();
+	test_migrate_v4();
+	test_candidate_evals();
+	test_canaries();
 
 	rm_tree(tmp);
 	return tl_test_end();

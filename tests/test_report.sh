@@ -2,12 +2,15 @@
 # tests/test_report.sh: what analysts get (issue 9), on the built binary.
 #  - every view against hand-computed values on a fixture database written
 #    with plain SQL (run_summary, frontier, generation_stats,
-#    generation_operators, device_summary, measurement_stats);
+#    generation_operators, device_summary, measurement_stats,
+#    predicted_vs_measured, canary_history);
 #  - tailor query: rows in table, CSV and JSON; a write, two statements and a
 #    bad table each refused with one line, exit 1;
 #  - tailor frontier / export on a real run: JSON that parses, one row per
 #    candidate;
-#  - tailor report: one HTML file with no script, link or URL; opened in
+#  - tailor report: one HTML file with no script, link or URL; on the
+#    fixture, the predicted-vs-measured table (an elite's copy once, the
+#    RMSPE) and the canary history with the run's rows highlighted; opened in
 #    headless Chromium it renders its plots (SVG elements in the DOM), the
 #    screenshot is not blank, and the page makes no network request (the
 #    browser's own update and account pings aside).
@@ -63,6 +66,30 @@ check '[ "$(q "$F" "SELECT measurements FROM device_summary WHERE name = '"'"'lo
 # decode 10, 12, 14: mean 12, sample sd 2, cv 1/6
 check '[ "$(q "$F" "SELECT measurements, ok, decode_ms_mean, decode_ms_min, decode_ms_max, round(decode_ms_cv, 9), ttft_ms_mean, peak_rss_bytes_max FROM measurement_stats WHERE genome_hash = '"'"'$H1'"'"'")" = "3|3|12.0|10.0|14.0|0.166666667|110.0|1100" ]' "measurement_stats: $(q "$F" "SELECT * FROM measurement_stats")"
 
+# what candidates were ranked on (v5): H1 predicted 11 ms / 90 ms / 1100 bytes
+# against measurement 1 (10 / 100 / 1000): +10 %, -10 %, +10 %; candidate 3
+# (the elite copy of 1) points at the same rows; candidate 2's measurement
+# failed, so it is not in predicted_vs_measured. Canaries of phone: canary A
+# 10, 11 (run 7), 12 (no run), 11 (run 7); canary B 20 (run 7).
+CA=$(printf 'd%.0s' $(seq 64)); CB=$(printf 'e%.0s' $(seq 64))
+sqlite3 "$F" <<SQL || fail "fixture inserts (v5)"
+PRAGMA foreign_keys = ON;
+INSERT INTO op_tables (id, device_id, space_hash, quant, kv, n_keys, n_archs, table_json)
+  VALUES (1, 5, 's', 'q4_0', 'f16', 1, 1, '{}');
+INSERT INTO predictions (id, table_id, genome_hash, prompt_len, gen_len, depth, ttft_ms, decode_ms, peak_rss_bytes) VALUES
+  (1, 1, '$H1', 128, 32, 0, 90, 11, 1100), (2, 1, '$H2', 128, 32, 0, 50, 20, 2000);
+INSERT INTO candidate_evals (candidate_id, device_id, measurement_id, prediction_id, used) VALUES
+  (1, 5, 1, 1, 'measured'), (3, 5, 1, 1, 'measured'), (2, 5, 4, 2, 'predicted');
+INSERT INTO canaries (device_id, canary_hash, build_hash, run_id, generation, decode_ms, ttft_ms, peak_rss_mb, created_at) VALUES
+  (5, '$CA', 'b1', 7, 0, 10, 100, 50, '2026-01-01T00:00:00.000Z'),
+  (5, '$CB', 'b1', 7, 0, 20, 200, 60, '2026-01-01T00:00:01.000Z'),
+  (5, '$CA', 'b1', 7, 1, 11, 101, 50, '2026-01-01T00:01:00.000Z'),
+  (5, '$CA', 'b2', NULL, 0, 12, 102, 50, '2026-01-02T00:00:00.000Z'),
+  (5, '$CA', 'b2', 7, 1, 11, 103, 50, '2026-01-03T00:00:00.000Z');
+SQL
+check '[ "$(q "$F" "SELECT candidate_id, device, used, round(decode_rel_err, 9), round(ttft_rel_err, 9), round(peak_rss_rel_err, 9) FROM predicted_vs_measured WHERE run_id = 7 ORDER BY candidate_id" | tr "\n" " ")" = "1|phone|measured|0.1|-0.1|0.1 3|phone|measured|0.1|-0.1|0.1 " ]' "predicted_vs_measured: $(q "$F" "SELECT * FROM predicted_vs_measured")"
+check '[ "$(q "$F" "SELECT coalesce(run, '"'"'-'"'"'), decode_ms, round(decode_change, 6) FROM canary_history WHERE device = '"'"'phone'"'"' AND canary_hash = '"'"'$CA'"'"' ORDER BY id" | tr "\n" " ")" = "fx|10.0| fx|11.0|0.1 -|12.0|0.090909 fx|11.0|-0.083333 " ]' "canary_history: $(q "$F" "SELECT * FROM canary_history")"
+
 # ---- tailor query
 out=$("$TAILOR" --db "$F" query "SELECT id, name FROM runs" 2>/dev/null)
 check '[[ "$out" == *"id  name"*"7   fx"* ]]' "query table: $out"
@@ -107,6 +134,18 @@ check '[ "$nf" = "$(q "$D" "SELECT count(*) FROM frontier WHERE run_id = 1 AND l
 check '[ $rc = 0 ] && [ -s "$tmp/r.html" ]' "report written: rc $rc"
 check '! grep -qiE "<script|<link|@import|url\(|https?:|src=" "$tmp/r.html"' "report references something outside: $(grep -oiE "<script|<link|@import|url\(|https?:[^ ]*|src=" "$tmp/r.html" | head -3)"
 check '[ $(grep -o "<svg" "$tmp/r.html" | wc -l) -ge 5 ]' "report has its plots (3 scatters, hypervolume, operators, strips)"
+check '! grep -q "Predicted vs measured\|Canary history" "$tmp/r.html"' "report of a run without predictions or canaries has their sections"
+# the fixture's run 7: predicted vs measured (the elite copy once), canaries
+"$TAILOR" --db "$F" report 7 -o "$tmp/r7.html" 2> /dev/null; rc=$?
+check '[ $rc = 0 ] && [ -s "$tmp/r7.html" ]' "report of run 7 written: rc $rc"
+check 'grep -q "<h2>Predicted vs measured</h2>" "$tmp/r7.html"' "report 7: no predicted-vs-measured section"
+check '[ "$(grep -c "<tr><td class=.mono.>aaaaaaaaaaaa</td><td>phone</td><td class=.num.>11</td><td class=.num.>10</td><td class=.num.>+10.0%</td>" "$tmp/r7.html")" = 1 ]' "report 7: the H1 row, once: $(grep -o "<tr><td class=.mono.>[a-z]*</td><td>phone</td>[^\n]*" "$tmp/r7.html" | head -3)"
+check 'grep -q "RMSPE of decode ms</th><td class=.num. colspan=.3.>10.0% over 1 genome<" "$tmp/r7.html"' "report 7: RMSPE: $(grep -o "RMSPE[^/]*" "$tmp/r7.html")"
+check '! grep -q "bbbbbbbbbbbb</td><td>phone" "$tmp/r7.html"' "report 7: the failed measurement's genome is listed"
+check 'grep -q "<h2>Canary history</h2>" "$tmp/r7.html" && grep -q "<h3>phone</h3>" "$tmp/r7.html"' "report 7: no canary history of phone"
+check '[ "$(grep -c "<tr class=.this.>" "$tmp/r7.html")" = 4 ] && [ "$(grep -c "<tr><td>2026-01-02 00:00</td><td></td>" "$tmp/r7.html")" = 1 ]' "report 7: canary rows of run 7 not highlighted: $(grep -o "<tr[^>]*><td>2026[^<]*" "$tmp/r7.html")"
+check 'grep -q "<td class=.mono.>dddddddddddd</td><td class=.num.>11</td><td class=.num.>-8.3%</td>" "$tmp/r7.html"' "report 7: canary change: $(grep -o "dddddddddddd</td>.\{0,80\}" "$tmp/r7.html" | tail -1)"
+check '! grep -qiE "<script|<link|@import|url\(|https?:|src=" "$tmp/r7.html"' "report 7 references something outside"
 out=$("$TAILOR" --db "$D" report 99 -o "$tmp/x.html" 2>&1); rc=$?
 check '[ $rc = 1 ] && [ ! -e "$tmp/x.html" ] && [[ "$out" == *"run 99: no such run"* ]]' "report of a missing run: $out"
 
