@@ -18,6 +18,7 @@
  * room's job, and repeats with statistics the profiler's host side.
  */
 #include "cli.h"
+#include "measure.h"
 #include "genome.h"
 #include "op_emit.h"
 #include "tailor_config.h"
@@ -478,15 +479,15 @@ int cmd_bench(int argc, char **argv, cli_ctx *ctx)
 			return cli_usage("bench", "missing GENOME argument");
 		if (optind + 1 < argc)
 			return cli_usage("bench", "unexpected argument '%s'", argv[optind + 1]);
-		cli_dev_bench_args a = {.prompt = b.prompt, .gen = b.gen, .depth = b.depth,
-		                        .threads = threads_given ? b.threads : 0,
-		                        .repeat = b.repeat, .timeout_s = (double)b.timeout,
-		                        .seed = b.seed, .quant = b.quant, .kv = b.kv, .json = b.json,
-		                        .protocol_file = protocol_file, .warmup = warmup,
-		                        /* --repeat R with --device: the protocol's repeats */
-		                        .repeats = repeats ? repeats : repeat_text, .cv = cv,
-		                        .min_time = min_time};
-		return cli_bench_devices(ctx, argv[optind], devices, n_devices, &a);
+		prof_bench_args a = {.prompt = b.prompt, .gen = b.gen, .depth = b.depth,
+		                     .threads = threads_given ? b.threads : 0,
+		                     .repeat = b.repeat, .timeout_s = (double)b.timeout,
+		                     .seed = b.seed, .quant = b.quant, .kv = b.kv,
+		                     .protocol_file = protocol_file, .warmup = warmup,
+		                     /* --repeat R with --device: the protocol's repeats */
+		                     .repeats = repeats ? repeats : repeat_text, .cv = cv,
+		                     .min_time = min_time};
+		return cli_bench_devices(ctx, argv[optind], devices, n_devices, &a, b.json);
 	}
 	if (protocol_flag)
 		return cli_usage("bench", "%s goes with --device (the measurement protocol; a local "
@@ -569,43 +570,5 @@ int cmd_bench(int argc, char **argv, cli_ctx *ctx)
 	}
 	cJSON_Delete(j);
 	harness_out_free(&h);
-	return rc;
-}
-
-/* ---- for other commands: one measurement here ------------------------------------ */
-
-int cli_bench_local(cJSON **out, const char *arch_text, const cli_bench_args *a, tl_err *err)
-{
-	op_emit_opts o;
-	op_emit_opts_init(&o);
-	o.quant = a->quant;
-	o.tool_version = TAILOR_VERSION;
-	op_emit_result r;
-	*out = NULL;
-	/* One harness without an arch compiled in serves every candidate
-	 * (--arch FILE): a search measures hundreds of archs here, and a
-	 * compile costs seconds. (A device build compiles the arch in.) */
-	if (op_emit_build(&r, NULL, NULL, &o, err) < 0)
-		return err->code;
-	char apath[1024];
-	if (cli_temp_file(apath, sizeof apath, "tailor-arch", arch_text, err) < 0) {
-		tl_err_prefix(err, "bench");
-		return err->code;
-	}
-	char sp[24], sg[24], sd[24], st[24], sr[24];
-	snprintf(sp, sizeof sp, "%d", a->prompt);
-	snprintf(sg, sizeof sg, "%d", a->gen);
-	snprintf(sd, sizeof sd, "%d", a->depth);
-	snprintf(st, sizeof st, "%d", a->threads);
-	snprintf(sr, sizeof sr, "%d", a->repeat);
-	char *hargv[] = {r.binary,  "--arch",   apath, "--prompt", sp, "--gen",     sg, "--depth",
-	                 sd,        "--quant",  (char *)a->quant, "--threads", st,
-	                 "--repeat", sr,        NULL};
-	harness_out h;
-	int rc = run_harness(&h, hargv, a->timeout_s, err);
-	if (rc == 0)
-		rc = harness_json(out, &h, r.binary, "tailor-bench", err);
-	harness_out_free(&h);
-	unlink(apath);
 	return rc;
 }

@@ -1,9 +1,8 @@
 /*
  * cli/cmd_device.c: `tailor device`: the lab operator's commands (register,
- * list, show, probe, trust, remove, enable, disable devices; docs/devices.md),
- * and cli_dev_harness, which puts a genome's harness on a device (a build
- * with the device's toolchain pushed as one file, or the build dir pushed and
- * compiled there) for `tailor bench --device` and `device probe`.
+ * list, show, probe, trust, remove, enable, disable devices; docs/devices.md)
+ * and the printing of `tailor bench --device` (the measuring is
+ * profiler/measure.h's).
  *
  *   device add NAME [connection, toolchain and run options]
  *   device add --file FILE          several devices from JSON, all or none
@@ -19,6 +18,7 @@
 #include "dev.h"
 #include "genome.h"
 #include "op_emit.h"
+#include "measure.h"
 #include "protocol.h"
 #include "tailor_config.h"
 
@@ -101,92 +101,6 @@ static void device_help(FILE *f)
 	    DEV_TIMEOUT_DEFAULT);
 }
 
-/* ---- the harness on a device ------------------------------------------------------ */
-
-static void toolchain_of(op_emit_opts *o, const db_device *d, const char *quant)
-{
-	op_emit_opts_init(o);
-	o->tool_version = TAILOR_VERSION;
-	if (d->toolchain_cc[0])
-		o->cc = d->toolchain_cc;
-	if (d->toolchain_flags[0])
-		o->cflags = d->toolchain_flags;
-	if (quant)
-		o->quant = quant;
-}
-
-static int rm_rf_local(const char *dir)
-{
-	char *cmd = NULL;
-	tl_err err = TL_ERR_INIT;
-	if (dev_shell_append(&cmd, "rm", &err) < 0 || dev_shell_append(&cmd, "-rf", &err) < 0 ||
-	    dev_shell_append(&cmd, dir, &err) < 0) {
-		free(cmd);
-		return -1;
-	}
-	int rc = system(cmd);
-	free(cmd);
-	return rc;
-}
-
-int cli_dev_harness(dev_session *s, const char *arch_text, const char *quant, char *wd, size_t wd_n,
-                    char build_hash[65], int *stage, tl_err *err)
-{
-	const db_device *d = dev_session_device(s);
-	op_emit_opts o;
-	int rc;
-	toolchain_of(&o, d, quant);
-	wd[0] = '\0';
-	build_hash[0] = '\0';
-	*stage = CLI_STAGE_BUILD;
-	if ((rc = op_emit_opts_check(&o, err)) < 0) {
-		tl_err_prefix(err, "device %s", d->name);
-		return rc;
-	}
-	if (!d->compile_on_device) {
-		op_emit_result r;
-		if ((rc = op_emit_build(&r, NULL, arch_text, &o, err)) < 0)
-			return rc;
-		tl_strlcpy(build_hash, r.key, 65);
-		*stage = CLI_STAGE_TRANSFER;
-		if ((rc = dev_workdir_create(s, wd, wd_n, err)) < 0)
-			return rc;
-		return dev_upload(s, r.binary, wd, OP_EMIT_BINARY, 0755, err);
-	}
-	/* Compile on the device: emit the dir here, push every file, make there. */
-	char tmpl[] = "/tmp/tailor-emit.XXXXXX";
-	if (mkdtemp(tmpl) == NULL)
-		return tl_err_set(err, TL_EIO, "build: cannot make a temporary dir in /tmp");
-	char key[65];
-	rc = op_emit_key(key, arch_text, &o, err);
-	if (rc == 0)
-		rc = op_emit_build_dir(tmpl, arch_text, &o, err);
-	if (rc < 0)
-		goto out;
-	tl_strlcpy(build_hash, key, 65);
-	*stage = CLI_STAGE_TRANSFER;
-	if ((rc = dev_workdir_create(s, wd, wd_n, err)) < 0)
-		goto out;
-	const char *extra[] = {"Makefile", "bench_config.h", "arch.txt", "build.json"};
-	for (size_t i = 0; rc == 0 && i < op_emit_n_sources + 4; i++) {
-		const char *name =
-		    i < op_emit_n_sources ? op_emit_sources[i].name : extra[i - op_emit_n_sources];
-		char path[OP_EMIT_PATH_MAX + 300];
-		snprintf(path, sizeof path, "%s/%s", tmpl, name);
-		if (access(path, F_OK) != 0)
-			continue; /* arch.txt without an arch */
-		rc = dev_upload(s, path, wd, name, 0644, err);
-	}
-	if (rc < 0)
-		goto out;
-	*stage = CLI_STAGE_BUILD;
-	rc = dev_run(s, wd, "make -s >build.log 2>&1 || { tail -n 5 build.log >&2; exit 1; }", 1800,
-	             NULL, "build on the device", err);
-out:
-	rm_rf_local(tmpl);
-	return rc;
-}
-
 /* ---- helpers ---------------------------------------------------------------------- */
 
 static int open_db(db_conn **db, const char *flag, tl_err *err)
@@ -228,38 +142,6 @@ static const char *or_dash(const char *s)
 	return s && *s ? s : "-";
 }
 
-/* A device's protocol overrides (the JSON object `json`): checked by
- * prof_protocol_parse over the defaults (an unknown key, a wrong type or a
- * value out of range is one line naming the JSON path), then stored as
- * given, re-printed compactly, in out (db_device.protocol). *shapes says
- * whether it lists "shapes" (kept, but never used for measuring). */
-static int device_protocol_text(char *out, size_t n, const char *json, bool *shapes,
-                                tl_err *err)
-{
-	prof_protocol p;
-	prof_protocol_init(&p);
-	*shapes = false;
-	int rc = prof_protocol_parse(&p, json, err);
-	if (rc < 0)
-		return rc;
-	cJSON *j = cJSON_Parse(json);
-	char *s = j ? cJSON_PrintUnformatted(j) : NULL;
-	*shapes = cJSON_GetObjectItemCaseSensitive(j, "shapes") != NULL;
-	cJSON_Delete(j);
-	if (s == NULL)
-		return tl_err_set(err, TL_ENOMEM, "protocol: out of memory");
-	size_t len = tl_strlcpy(out, s, n);
-	free(s);
-	if (len >= n) {
-		out[0] = '\0';
-		return tl_err_set(err, TL_EINVAL,
-		                  "protocol: %zu characters once compacted: a device keeps at most "
-		                  "%zu",
-		                  len, n - 1);
-	}
-	return 0;
-}
-
 /* The same for a file; errors start with its path, as prof_protocol_load's. */
 static int device_protocol_file(char *out, size_t n, const char *path, bool *shapes,
                                 tl_err *err)
@@ -270,29 +152,11 @@ static int device_protocol_file(char *out, size_t n, const char *path, bool *sha
 	int rc = tl_file_read(&text, &len, path, 1u << 20, err);
 	if (rc < 0)
 		return rc;
-	rc = device_protocol_text(out, n, text, shapes, err);
+	rc = prof_device_protocol_text(out, n, text, shapes, err);
 	free(text);
 	if (rc < 0)
 		tl_err_prefix(err, "%s", path);
 	return rc;
-}
-
-int cli_device_protocol(prof_protocol *p, const db_device *d, tl_err *err)
-{
-	if (d->protocol[0] == '\0')
-		return 0;
-	prof_protocol q = *p;
-	int rc = prof_protocol_parse(&q, d->protocol, err);
-	if (rc < 0) {
-		tl_err_prefix(err, "device %s", d->name);
-		return rc;
-	}
-	/* The shapes stay the caller's: what a command or a search measures is
-	 * its own business, not the device's. */
-	q.n_shapes = p->n_shapes;
-	memcpy(q.shapes, p->shapes, sizeof q.shapes);
-	*p = q;
-	return 0;
 }
 
 /* ---- add ------------------------------------------------------------------------ */
@@ -398,7 +262,7 @@ static int device_from_json(db_device *d, const cJSON *o, const char *file, int 
 			tl_err err = TL_ERR_INIT;
 			bool shapes;
 			char *text = cJSON_PrintUnformatted(it);
-			int rc = text ? device_protocol_text(d->protocol, sizeof d->protocol, text,
+			int rc = text ? prof_device_protocol_text(d->protocol, sizeof d->protocol, text,
 			                                     &shapes, &err)
 			              : tl_err_set(&err, TL_ENOMEM, "protocol: out of memory");
 			free(text);
@@ -857,10 +721,10 @@ static int probe_one(db_conn *db, db_device *d, bool bandwidth, double timeout)
 	}
 	if (bandwidth) {
 		char hash[65];
-		int stage;
+		prof_failure stage;
 		dev_exec_result r;
 		memset(&r, 0, sizeof r);
-		rc = cli_dev_harness(s, NULL, NULL, wd, sizeof wd, hash, &stage, &err);
+		rc = prof_harness_put(s, NULL, false, NULL, wd, sizeof wd, hash, &stage, &err);
 		if (rc == 0)
 			rc = dev_prefix_append(&cmd, d->run_prefix, &err);
 		if (rc == 0)
@@ -996,668 +860,34 @@ static int do_trust(db_conn *db, const char *name, const char *expect, bool repl
 
 /* ---- tailor bench --device ---------------------------------------------------------- */
 
-/* How a device measurement runs (docs/devices.md, "Measurement protocol"): the
- * harness is built and pushed once, then profiler/protocol.c's loop runs it
- * once per repeat (--repeat 1, a process per repeat) so that the thermal gate,
- * the delay and the temperatures before and after apply to every repeat; a
- * process start costs a few ms outside the timed region (the harness times
- * only fill, prefill and decode). Each shape of the protocol is one
- * measurement row; every run of every round is a measurement_repeats row. */
-
-/* What one device's rows are measured and stored under: the genome, the
- * arguments, and the device's protocol (bench_protocol: the defaults, the
- * device's overrides, the command's or run's protocol, the flags) with the
- * text and hash stored per shape. Each job has its own, so two devices with
- * different overrides each store what they really ran. The pool's context
- * (bench_health: mu and db only) is one more. */
-typedef struct bench_ctx {
-	pthread_mutex_t *mu; /* shared by every job: the db connection and stdout */
-	db_conn *db;
-	const cli_dev_bench_args *a;
-	const char *arch_text;
-	char arch_hash[65];
-	prof_protocol proto;             /* this device's                      */
-	char *protocol[PROF_MAX_SHAPES]; /* stored per shape: JSON object      */
-	char protocol_hash[PROF_MAX_SHAPES][65];
-} bench_ctx;
-
-typedef struct bench_job {
-	const db_device *dev; /* in the caller's array                       */
-	bench_ctx c;          /* its context: its protocol, freed by the caller */
-	bool done, ok;
-	int n_ok;             /* shapes measured                             */
-	int64_t measurement_id[PROF_MAX_SHAPES]; /* 0: not stored           */
-	char failure[16];
-	char error[TL_ERR_MSG_MAX];
-	cJSON *result[PROF_MAX_SHAPES]; /* per shape when measured: the last
-	                                 * harness JSON with the protocol's medians
-	                                 * and a "protocol_result" object     */
-} bench_job;
-
-static double jnum(const cJSON *j, const char *key)
+static void print_job(const prof_job *job, bool json)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
-	return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
-static int64_t jint(const cJSON *j, const char *key)
-{
-	double v = jnum(j, key);
-	return isfinite(v) && v >= 0 ? (int64_t)v : -1;
-}
-
-/* The protocol of a bench on device d, each layer over the previous one
- * (docs/devices.md, "Measurement protocol"): the defaults with the shape of
- * --prompt/--gen/--depth; the device's overrides but their shapes
- * (cli_device_protocol); the --protocol file (its keys win, its shapes
- * replace the flags'); the search's bench.protocol (its shapes are not used);
- * then --warmup/--repeats/--cv/--min-time and --threads. */
-static int bench_protocol(prof_protocol *p, const cli_dev_bench_args *a, const db_device *d,
-                          tl_err *err)
-{
-	int rc;
-	prof_protocol_init(p);
-	p->n_shapes = 1;
-	p->shapes[0] = (prof_shape){a->prompt, a->gen, a->depth};
-	if ((rc = cli_device_protocol(p, d, err)) < 0)
-		return rc;
-	if (a->protocol_file)
-		rc = prof_protocol_load(p, a->protocol_file, err);
-	if (rc == 0 && a->protocol_json) {
-		prof_shape keep = p->shapes[0];
-		/* the search measures its bench.prompt/gen/depth */
-		if ((rc = prof_protocol_parse(p, a->protocol_json, err)) == 0) {
-			p->n_shapes = 1;
-			p->shapes[0] = keep;
-		}
-	}
-	if (rc < 0) {
-		/* it may clash with the device's settings (a max_repeats below the
-		 * device's repeats): say which device */
-		if (d->protocol[0])
-			tl_err_prefix(err, "device %s (over its own protocol)", d->name);
-		return rc;
-	}
-	int64_t v;
-	double x;
-	if (a->repeat > 1 && a->repeats == NULL) { /* the search's bench.repeat */
-		p->repeats = (int)a->repeat;
-		if (p->max_repeats < p->repeats)
-			p->max_repeats = p->repeats;
-	}
-	if (a->warmup) {
-		if ((rc = tl_parse_i64(&v, a->warmup, 0, PROF_MAX_WARMUP, "--warmup", err)) < 0)
-			return rc;
-		p->warmup = (int)v;
-	}
-	if (a->repeats) {
-		if ((rc = tl_parse_i64(&v, a->repeats, 1, PROF_MAX_REPEATS, "--repeats", err)) < 0)
-			return rc;
-		p->repeats = (int)v;
-		if (p->max_repeats < p->repeats)
-			p->max_repeats = p->repeats;
-	}
-	if (a->cv) {
-		if ((rc = tl_parse_double(&x, a->cv, "--cv", err)) < 0)
-			return rc;
-		if (!(x >= 0 && x <= 10))
-			return tl_err_set(err, TL_EUSAGE, "--cv: '%s': must be in 0..10 (0: never "
-			                  "re-measure)", a->cv);
-		p->cv_threshold = x;
-	}
-	if (a->min_time) {
-		if ((rc = tl_parse_double(&x, a->min_time, "--min-time", err)) < 0)
-			return rc;
-		if (!(x >= 0 && x <= 86400))
-			return tl_err_set(err, TL_EUSAGE, "--min-time: '%s': must be in 0..86400 seconds",
-			                  a->min_time);
-		p->min_time_s = x;
-	}
-	if (a->threads)
-		p->threads = (int)a->threads;
-	return prof_protocol_check(p, err);
-}
-
-/* What a measurement row stores as its protocol: the canonical protocol with
- * that one shape, plus the harness, quant, kv and seed; and its hash. */
-static int bench_protocols(bench_ctx *c, tl_err *err)
-{
-	for (size_t i = 0; i < c->proto.n_shapes; i++) {
-		prof_protocol one = c->proto;
-		one.n_shapes = 1;
-		one.shapes[0] = c->proto.shapes[i];
-		char *s = prof_protocol_json(&one);
-		cJSON *j = s ? cJSON_Parse(s) : NULL;
-		free(s);
-		if (j == NULL)
-			return tl_err_set(err, TL_ENOMEM, "bench: out of memory");
-		cJSON_AddStringToObject(j, "harness", "tailor-bench");
-		cJSON_AddStringToObject(j, "quant", c->a->quant);
-		cJSON_AddStringToObject(j, "kv", c->a->kv);
-		cJSON_AddNumberToObject(j, "seed", (double)c->a->seed);
-		c->protocol[i] = cJSON_PrintUnformatted(j);
-		cJSON_Delete(j);
-		if (c->protocol[i] == NULL)
-			return tl_err_set(err, TL_ENOMEM, "bench: out of memory");
-		tl_sha256_hex(c->protocol[i], strlen(c->protocol[i]), c->protocol_hash[i]);
-	}
-	return 0;
-}
-
-static void stats_json(cJSON *o, const char *key, const prof_stats *s)
-{
-	cJSON *x = cJSON_AddObjectToObject(o, key);
-	if (x == NULL || s->n == 0)
-		return;
-	const char *k[] = {"median", "p95", "min", "max", "mean", "cv"};
-	double v[] = {s->median, s->p95, s->min, s->max, s->mean, s->cv};
-	cJSON_AddNumberToObject(x, "n", (double)s->n);
-	for (int i = 0; i < 6; i++)
-		if (isfinite(v[i]))
-			cJSON_AddNumberToObject(x, k[i], v[i]);
-}
-
-/* The protocol's outcome as a JSON object (stored in the fingerprint under
- * "protocol_result", and in the printed result). */
-static cJSON *result_json(const prof_result *r)
-{
-	cJSON *o = cJSON_CreateObject();
-	if (o == NULL)
-		return NULL;
-	cJSON_AddNumberToObject(o, "repeats", (double)(r->n - r->first));
-	cJSON_AddNumberToObject(o, "runs_stored", (double)r->n);
-	cJSON_AddNumberToObject(o, "first_repeat_index", (double)r->first);
-	cJSON_AddNumberToObject(o, "warmups", r->warmups);
-	cJSON_AddNumberToObject(o, "rounds", r->rounds);
-	cJSON_AddNumberToObject(o, "remeasured", r->remeasured);
-	cJSON_AddBoolToObject(o, "cv_ok", r->cv_ok);
-	cJSON *rc = cJSON_AddArrayToObject(o, "round_cv");
-	for (int i = 0; rc && i < r->rounds; i++)
-		cJSON_AddItemToArray(rc, isfinite(r->round_cv[i]) ? cJSON_CreateNumber(r->round_cv[i])
-		                                                   : cJSON_CreateNull());
-	cJSON_AddNumberToObject(o, "gate_wait_s", r->gate_wait_s);
-	cJSON_AddNumberToObject(o, "gate_gave_up", r->gate_gave_up);
-	stats_json(o, "decode_ms_p50", &r->decode_ms_p50);
-	stats_json(o, "decode_ms_p95", &r->decode_ms_p95);
-	stats_json(o, "ttft_ms", &r->ttft_ms);
-	stats_json(o, "prefill_tok_s", &r->prefill_tok_s);
-	stats_json(o, "decode_tok_s", &r->decode_tok_s);
-	stats_json(o, "peak_rss_bytes", &r->peak_rss_bytes);
-	return o;
-}
-
-/* The printed and returned result of a shape: the last harness JSON with its
- * figures replaced by the protocol's medians. */
-static cJSON *summary_json(const prof_result *r)
-{
-	const prof_sample *last = &r->samples[r->n - 1];
-	cJSON *j = last->raw ? cJSON_Parse(last->raw) : NULL;
-	if (j == NULL)
-		return NULL;
-	cJSON_DeleteItemFromObjectCaseSensitive(j, "runs");
-	struct {
-		const char *key;
-		double v;
-	} f[] = {{"ttft_ms", r->ttft_ms.median},
-	         {"prefill_tok_s", r->prefill_tok_s.median},
-	         {"decode_ms_p50", r->decode_ms_p50.median},
-	         {"decode_ms_p95", r->decode_ms_p95.median},
-	         {"decode_tok_s", r->decode_tok_s.median},
-	         {"peak_rss_bytes", r->peak_rss_bytes.median},
-	         {"repeat", (double)(r->n - r->first)}};
-	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
-		cJSON_DeleteItemFromObjectCaseSensitive(j, f[i].key);
-		cJSON_AddItemToObject(j, f[i].key, isfinite(f[i].v) ? cJSON_CreateNumber(f[i].v)
-		                                                    : cJSON_CreateNull());
-	}
-	cJSON *pr = result_json(r);
-	if (pr)
-		cJSON_AddItemToObject(j, "protocol_result", pr);
-	return j;
-}
-
-/* Store the outcome of one shape (ctx->mu held). res NULL: a failure (or a
- * job not run), recorded with job->failure / job->error. */
-static void bench_record(bench_ctx *c, bench_job *job, size_t shape, const db_device *d,
-                         const char *build_hash, const char *fingerprint, const prof_result *res)
-{
-	db_measurement m;
-	tl_err err = TL_ERR_INIT;
-	const prof_shape *sh = &c->proto.shapes[shape];
-	db_measurement_init(&m);
-	m.genome_hash = c->arch_hash;
-	m.device_id = d->id;
-	m.build_hash = build_hash && *build_hash ? build_hash : NULL;
-	m.quant = c->a->quant;
-	m.prompt_len = sh->prompt;
-	m.gen_len = sh->gen;
-	m.depth = sh->depth;
-	m.protocol = c->protocol[shape];
-	m.protocol_hash = c->protocol_hash[shape];
-	m.device_fingerprint = fingerprint;
-	db_repeat *reps = NULL;
-	size_t n_reps = 0;
-	if (res) {
-		const prof_sample *last = &res->samples[res->n - 1];
-		cJSON *lj = last->raw ? cJSON_Parse(last->raw) : NULL;
-		m.status = "ok";
-		m.threads = jint(lj, "threads");
-		cJSON_Delete(lj);
-		m.repeats = (int64_t)(res->n - res->first);
-		m.ttft_ms = res->ttft_ms.median;
-		m.prefill_tok_s = res->prefill_tok_s.median;
-		m.decode_ms_p50 = res->decode_ms_p50.median;
-		m.decode_ms_p95 = res->decode_ms_p95.median;
-		m.decode_tok_s = res->decode_tok_s.median;
-		m.peak_rss_bytes = isfinite(res->peak_rss_bytes.median)
-		                       ? (int64_t)llround(res->peak_rss_bytes.median)
-		                       : -1;
-		m.weight_bytes = isfinite(last->weight_bytes) ? (int64_t)last->weight_bytes : -1;
-		m.cache_bytes = isfinite(last->cache_bytes) ? (int64_t)last->cache_bytes : -1;
-		m.cv = res->decode_ms_p50.cv;
-		m.remeasured = res->remeasured;
-		/* the spread behind the medians (non-finite: NULL, as bind does) */
-		m.ttft_ms_rep_p95 = res->ttft_ms.p95;
-		m.ttft_ms_rep_min = res->ttft_ms.min;
-		m.ttft_ms_rep_max = res->ttft_ms.max;
-		m.ttft_cv = res->ttft_ms.cv;
-		m.decode_ms_rep_p95 = res->decode_ms_p50.p95;
-		m.decode_ms_rep_min = res->decode_ms_p50.min;
-		m.decode_ms_rep_max = res->decode_ms_p50.max;
-		m.peak_rss_rep_min = isfinite(res->peak_rss_bytes.min)
-		                         ? (int64_t)llround(res->peak_rss_bytes.min)
-		                         : -1;
-		m.peak_rss_rep_max = isfinite(res->peak_rss_bytes.max)
-		                         ? (int64_t)llround(res->peak_rss_bytes.max)
-		                         : -1;
-		reps = calloc(res->n, sizeof *reps);
-		for (size_t i = 0; reps && i < res->n; i++) {
-			const prof_sample *s = &res->samples[i];
-			db_repeat *p = &reps[n_reps++];
-			db_repeat_init(p);
-			p->raw = s->raw ? s->raw : "{}";
-			p->ttft_ms = s->ttft_ms;
-			p->prefill_tok_s = s->prefill_tok_s;
-			p->decode_ms_p50 = s->decode_ms_p50;
-			p->decode_ms_p95 = s->decode_ms_p95;
-			p->decode_tok_s = s->decode_tok_s;
-			p->peak_rss_bytes = isfinite(s->peak_rss_bytes) ? (int64_t)s->peak_rss_bytes : -1;
-			p->temp_before_c = s->temp_before_c;
-			p->temp_after_c = s->temp_after_c;
-		}
-		if (reps == NULL)
-			tl_err_set(&err, TL_ENOMEM, "out of memory");
-	} else {
-		m.status = "failed";
-		m.error = job->error;
-		m.failure = job->failure;
-	}
-	int64_t id = 0;
-	if ((res && reps == NULL) ||
-	    db_measurement_add(c->db, &m, reps, n_reps, &id, &err) < 0) {
-		/* keep the first reason; say that it could not be stored */
-		char prev[200];
-		tl_strlcpy(prev, res ? "measured" : job->error, sizeof prev);
-		if (res) {
-			job->ok = false;
-			tl_strlcpy(job->failure, "db", sizeof job->failure);
-		}
-		snprintf(job->error, sizeof job->error, "%.200s (not stored: %.280s)", prev, err.msg);
-		id = 0;
-	}
-	job->measurement_id[shape] = id;
-	free(reps);
-}
-
-/* The device's health after a job (ctx->mu held). */
-static void bench_health_after(bench_ctx *c, const bench_job *job, const db_device *d,
-                               bool reachable)
-{
-	db_device cur;
-	tl_err err = TL_ERR_INIT;
-	if (db_device_get_id(c->db, d->id, &cur, &err) == 0) {
-		if (job->ok)
-			db_device_set_health(c->db, d->id, "online", 0, true, NULL);
-		else
-			db_device_set_health(c->db, d->id, reachable ? "online" : cur.status,
-			                     cur.fail_streak + 1, reachable, NULL);
-	}
-}
-
-static void job_fail(bench_job *job, const char *failure, const tl_err *err)
-{
-	job->ok = false;
-	tl_strlcpy(job->failure, failure, sizeof job->failure);
-	tl_strlcpy(job->error, err->code ? err->msg : "failed (no detail recorded)",
-	           sizeof job->error);
-}
-
-/* Add build_hash, run prefix, the temperatures of the first and last runs and
- * the protocol's outcome (pr, taken) to the device's fingerprint. */
-static char *fingerprint_json(const char *fp, const db_device *d, const char *build_hash,
-                              const char *prefix, double t_before, double t_after, cJSON *pr)
-{
-	cJSON *j = fp ? cJSON_Parse(fp) : NULL;
-	if (j == NULL)
-		j = cJSON_CreateObject();
-	if (j == NULL) {
-		cJSON_Delete(pr);
-		return NULL;
-	}
-	cJSON_AddStringToObject(j, "device", d->name);
-	cJSON_AddStringToObject(j, "transport", d->transport);
-	if (build_hash && *build_hash)
-		cJSON_AddStringToObject(j, "build_hash", build_hash);
-	if (prefix && *prefix)
-		cJSON_AddStringToObject(j, "run_prefix", prefix);
-	cJSON_AddStringToObject(j, "toolchain",
-	                        d->compile_on_device ? "on device"
-	                        : d->toolchain_cc[0] ? d->toolchain_cc
-	                                             : "cc");
-	if (isfinite(t_before))
-		cJSON_AddNumberToObject(j, "temp_before_c", t_before);
-	if (isfinite(t_after))
-		cJSON_AddNumberToObject(j, "temp_after_c", t_after);
-	if (pr)
-		cJSON_AddItemToObject(j, "protocol_result", pr);
-	char *s = cJSON_PrintUnformatted(j);
-	cJSON_Delete(j);
-	return s;
-}
-
-/* prof_ops over a device session: one harness run, one thermometer read. */
-typedef struct bench_meas {
-	dev_session *s;
-	const db_device *d;
-	const char *wd;
-	const char *cmd;  /* the harness command line, quoted               */
-	double timeout_s;
-	char failure[16]; /* the kind of the failure a run returned         */
-	bool no_temp;     /* a read failed: do not try again                */
-} bench_meas;
-
-#define BENCH_TEMP_CMD "cat /sys/class/thermal/thermal_zone*/temp 2>/dev/null; true"
-
-/* The hottest zone, as dev_fingerprint's probe reads it (millidegrees,
- * readings outside -50..200 °C ignored); NaN when none is readable. */
-static double meas_temp(void *vctx)
-{
-	bench_meas *m = vctx;
-	if (m->no_temp || !dev_session_alive(m->s))
-		return NAN;
-	dev_exec_result r;
-	tl_err err = TL_ERR_INIT;
-	double best = NAN;
-	if (dev_exec(m->s, NULL, BENCH_TEMP_CMD, 15, &r, &err) < 0 || r.status != 0) {
-		m->no_temp = true;
-		dev_exec_result_free(&r);
-		return NAN;
-	}
-	for (char *p = r.out; p && *p;) {
-		char *end;
-		long long v = strtoll(p, &end, 10);
-		if (end != p && v >= -50000 && v <= 200000 && (isnan(best) || v / 1000.0 > best))
-			best = (double)v / 1000.0;
-		p = strchr(end, '\n');
-		if (p)
-			p++;
-	}
-	if (isnan(best))
-		m->no_temp = true; /* no zone: do not ask before every run */
-	dev_exec_result_free(&r);
-	return best;
-}
-
-static int meas_run(void *vctx, prof_sample *out, tl_err *err)
-{
-	bench_meas *m = vctx;
-	dev_exec_result r;
-	int rc = dev_exec(m->s, m->wd, m->cmd, m->timeout_s, &r, err);
-	if (rc == TL_ETIMEOUT) {
-		tl_strlcpy(m->failure, "timeout", sizeof m->failure);
-	} else if (rc < 0) {
-		tl_strlcpy(m->failure, "lost", sizeof m->failure);
-	} else if (r.status != 0) {
-		char line[240] = "no message";
-		size_t n = r.err_len;
-		while (n > 0 && (r.err[n - 1] == '\n' || r.err[n - 1] == ' '))
-			n--;
-		size_t st = n;
-		while (st > 0 && r.err[st - 1] != '\n')
-			st--;
-		if (n > st)
-			snprintf(line, sizeof line, "%.*s", (int)(n - st), r.err + st);
-		rc = tl_err_set(err, TL_EFAIL, "the harness exited with status %d: %s", r.status, line);
-		tl_strlcpy(m->failure, "harness", sizeof m->failure);
-	} else {
-		cJSON *j = cJSON_ParseWithLength(r.out, r.out_len);
-		const cJSON *f = j ? cJSON_GetObjectItemCaseSensitive(j, "format") : NULL;
-		if (!cJSON_IsObject(j) || !cJSON_IsString(f) || strcmp(f->valuestring, "tailor-bench") ||
-		    !isfinite(jnum(j, "ttft_ms"))) {
-			char head[64];
-			size_t k = 0;
-			for (const char *p = r.out; *p && k < 48; p++)
-				head[k++] = (*p >= 0x20 && *p < 0x7f) ? *p : ' ';
-			head[k] = '\0';
-			rc = tl_err_set(err, TL_EPARSE, "the harness's output is not its JSON result: '%s%s'",
-			                head, r.out_len > 48 ? "..." : "");
-			tl_strlcpy(m->failure, "output", sizeof m->failure);
-		} else {
-			out->ttft_ms = jnum(j, "ttft_ms");
-			out->prefill_tok_s = jnum(j, "prefill_tok_s");
-			out->decode_ms_p50 = jnum(j, "decode_ms_p50");
-			out->decode_ms_p95 = jnum(j, "decode_ms_p95");
-			out->decode_tok_s = jnum(j, "decode_tok_s");
-			out->peak_rss_bytes = jnum(j, "peak_rss_bytes");
-			out->weight_bytes = jnum(j, "weight_bytes");
-			out->cache_bytes = jnum(j, "cache_bytes");
-			out->raw = r.out; /* taken */
-			r.out = NULL;
-		}
-		cJSON_Delete(j);
-	}
-	dev_exec_result_free(&r);
-	return rc;
-}
-
-int cli_dev_measure(dev_session *s, const db_device *d, const char *wd,
-                    const char *const *hargs, const prof_protocol *p, double timeout_s,
-                    prof_result *res, char failure[16], tl_err *err)
-{
-	char *cmd = NULL;
-	const char *prefix = p->pin[0] ? p->pin : d->run_prefix;
-	memset(res, 0, sizeof *res);
-	failure[0] = '\0';
-	int rc = dev_prefix_append(&cmd, prefix, err);
-	if (rc == 0)
-		rc = dev_shell_append(&cmd, "./" OP_EMIT_BINARY, err);
-	for (size_t i = 0; rc == 0 && hargs[i]; i++)
-		rc = dev_shell_append(&cmd, hargs[i], err);
-	if (rc < 0) {
-		free(cmd);
-		tl_strlcpy(failure, "harness", 16);
-		return rc;
-	}
-	bench_meas m = {.s = s, .d = d, .wd = wd, .cmd = cmd, .timeout_s = timeout_s};
-	prof_ops ops = {.run = meas_run, .temp = meas_temp, .ctx = &m};
-	rc = prof_measure(res, p, &ops, err);
-	if (rc < 0)
-		tl_strlcpy(failure, m.failure[0] ? m.failure : "harness", 16);
-	free(cmd);
-	return rc;
-}
-
-static int bench_run(void *vctx, dev_session **session, const db_device *d, void *vjob)
-{
-	bench_job *job = vjob;
-	bench_ctx *c = &job->c; /* the device's protocol */
-	const cli_dev_bench_args *a = c->a;
-	(void)vctx;
-	const prof_protocol *p = &c->proto;
-	tl_err err = TL_ERR_INIT;
-	char wd[DEV_PATH_MAX] = "", build_hash[65] = "";
-	char *fp = NULL, *cmd = NULL;
-	double t_before = NAN;
-	int ret = DEV_JOB_OK, stage = 0;
-	size_t shape = 0;
-	bool reachable = false, recorded = false;
-	const char *prefix = p->pin[0] ? p->pin : d->run_prefix;
-	job->ok = true;
-
-	if (*session == NULL && dev_session_open(session, d, &err) < 0) {
-		job_fail(job, "connect", &err);
-		ret = DEV_JOB_DEVICE;
-		goto record;
-	}
-	if (dev_fingerprint(*session, &fp, &t_before, &err) < 0) {
-		job_fail(job, dev_session_alive(*session) ? "connect" : "lost", &err);
-		ret = DEV_JOB_DEVICE;
-		goto record;
-	}
-	reachable = true;
-	if (cli_dev_harness(*session, c->arch_text, a->quant, wd, sizeof wd, build_hash, &stage,
-	                    &err) < 0) {
-		bool build = stage == CLI_STAGE_BUILD;
-		job_fail(job,
-		         build                         ? "build"
-		         : dev_session_alive(*session) ? "transfer"
-		                                       : "lost",
-		         &err);
-		ret = build ? DEV_JOB_FAILED : DEV_JOB_DEVICE;
-		goto cleanup;
-	}
-	for (shape = 0; shape < p->n_shapes; shape++) {
-		const prof_shape *sh = &p->shapes[shape];
-		char num[5][24];
-		long long threads = p->threads ? p->threads : d->threads;
-		snprintf(num[0], 24, "%lld", (long long)sh->prompt);
-		snprintf(num[1], 24, "%lld", (long long)sh->gen);
-		snprintf(num[2], 24, "%lld", (long long)sh->depth);
-		snprintf(num[3], 24, "%llu", (unsigned long long)a->seed);
-		snprintf(num[4], 24, "%lld", threads);
-		const char *args[] = {"./" OP_EMIT_BINARY, "--prompt", num[0], "--gen", num[1],
-		                      "--depth", num[2], "--quant", a->quant, "--kv", a->kv, "--seed",
-		                      num[3], "--repeat", "1", threads > 0 ? "--threads" : NULL, num[4]};
-		free(cmd);
-		cmd = NULL;
-		int rc = dev_prefix_append(&cmd, prefix, &err);
-		for (size_t i = 0; rc == 0 && i < sizeof args / sizeof args[0] && args[i]; i++)
-			rc = dev_shell_append(&cmd, args[i], &err);
-		if (rc < 0) {
-			job_fail(job, "harness", &err);
-			ret = DEV_JOB_FAILED;
-			break;
-		}
-		bench_meas m = {.s = *session, .d = d, .wd = wd, .cmd = cmd, .timeout_s = a->timeout_s};
-		prof_ops ops = {.run = meas_run, .temp = meas_temp, .ctx = &m};
-		prof_result res;
-		rc = prof_measure(&res, p, &ops, &err);
-		if (rc < 0) {
-			tl_err_prefix(&err, "bench: %s", d->name);
-			job_fail(job, m.failure[0] ? m.failure : "harness", &err);
-			ret = strcmp(job->failure, "harness") && strcmp(job->failure, "output")
-			          ? DEV_JOB_DEVICE
-			          : DEV_JOB_FAILED;
-			prof_result_free(&res);
-			break;
-		}
-		char *fpj = fingerprint_json(fp, d, build_hash, prefix, res.samples[0].temp_before_c,
-		                             res.samples[res.n - 1].temp_after_c, result_json(&res));
-		cJSON *sum = summary_json(&res);
-		pthread_mutex_lock(c->mu);
-		bench_record(c, job, shape, d, build_hash, fpj, &res);
-		pthread_mutex_unlock(c->mu);
-		free(fpj);
-		prof_result_free(&res);
-		if (!job->ok || sum == NULL) {
-			cJSON_Delete(sum);
-			if (job->ok) {
-				tl_err e = TL_ERR_INIT;
-				tl_err_set(&e, TL_ENOMEM, "bench: %s: out of memory", d->name);
-				job_fail(job, "output", &e);
-			}
-			ret = DEV_JOB_FAILED;
-			recorded = true; /* its row is stored (or the db refused it) */
-			break;
-		}
-		job->result[shape] = sum;
-		job->n_ok++;
-	}
-cleanup:
-	if (wd[0] && *session && dev_session_alive(*session)) {
-		tl_err e3 = TL_ERR_INIT;
-		if (dev_workdir_remove(*session, wd, &e3) < 0 && job->ok) {
-			job_fail(job, "lost", &e3);
-			ret = DEV_JOB_DEVICE;
-		}
-	}
-record:
-	pthread_mutex_lock(c->mu);
-	if (!job->ok && !recorded && shape < p->n_shapes) {
-		char *fpj = fingerprint_json(fp, d, build_hash, prefix, t_before, NAN, NULL);
-		bench_record(c, job, shape, d, build_hash, fpj, NULL);
-		free(fpj);
-	}
-	bench_health_after(c, job, d, reachable);
-	job->done = true;
-	pthread_mutex_unlock(c->mu);
-	free(fp);
-	free(cmd);
-	return job->ok ? DEV_JOB_OK : ret == DEV_JOB_OK ? DEV_JOB_FAILED : ret;
-}
-
-static void bench_abandon(void *vctx, const db_device *d, void *vjob, const char *why)
-{
-	bench_job *job = vjob;
-	bench_ctx *c = &job->c;
-	tl_err err = TL_ERR_INIT;
-	(void)vctx;
-	tl_err_set(&err, TL_EFAIL, "bench: %s: not run: %s", job->dev->name, why);
-	job_fail(job, strstr(why, "in use") ? "busy" : "offline", &err);
-	pthread_mutex_lock(c->mu);
-	bench_record(c, job, 0, d ? d : job->dev, NULL, NULL, NULL);
-	bench_health_after(c, job, d ? d : job->dev, false);
-	job->done = true;
-	pthread_mutex_unlock(c->mu);
-}
-static void bench_health(void *vctx, const db_device *d, const char *status, int streak)
-{
-	bench_ctx *c = vctx; /* the pool's: mu and db */
-	char msg[200];
-	pthread_mutex_lock(c->mu);
-	db_device_set_health(c->db, d->id, status, streak, false, NULL);
-	snprintf(msg, sizeof msg, "device %s is %s after %d failures in a row", d->name, status,
-	         streak);
-	db_event_add(c->db, 0, d->id, strcmp(status, "offline") ? "info" : "warn",
-	             strcmp(status, "offline") ? "device.online" : "device.offline", msg, NULL,
-	             NULL);
-	pthread_mutex_unlock(c->mu);
-}
-
-static void print_job(const bench_job *job, bool json)
-{
-	const prof_protocol *p = &job->c.proto;
+	const prof_protocol *p = &job->proto;
+	cJSON *res[PROF_MAX_SHAPES] = {NULL};
+	for (int i = 0; i < job->n_ok; i++)
+		res[i] = prof_measurement_json(&job->m[i]);
 	if (json) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddStringToObject(o, "device", job->dev->name);
 		cJSON_AddStringToObject(o, "status", job->ok ? "ok" : "failed");
-		if (job->measurement_id[0])
-			cJSON_AddNumberToObject(o, "measurement_id", (double)job->measurement_id[0]);
-		if (job->result[0])
-			cJSON_AddItemToObject(o, "result", cJSON_Duplicate(job->result[0], 1));
+		int64_t id0 = job->n_ok ? job->m[0].id : job->failed_id;
+		if (id0)
+			cJSON_AddNumberToObject(o, "measurement_id", (double)id0);
+		if (res[0])
+			cJSON_AddItemToObject(o, "result", cJSON_Duplicate(res[0], 1));
 		if (p->n_shapes > 1) {
 			cJSON *ids = cJSON_AddArrayToObject(o, "measurement_ids");
 			cJSON *rs = cJSON_AddArrayToObject(o, "results");
 			for (size_t i = 0; i < p->n_shapes; i++) {
-				cJSON_AddItemToArray(ids, job->measurement_id[i]
-				                              ? cJSON_CreateNumber((double)job->measurement_id[i])
-				                              : cJSON_CreateNull());
-				cJSON_AddItemToArray(rs, job->result[i] ? cJSON_Duplicate(job->result[i], 1)
-				                                        : cJSON_CreateNull());
+				int64_t id = (int)i < job->n_ok ? job->m[i].id
+				             : (int)i == job->n_ok ? job->failed_id
+				                                   : 0;
+				cJSON_AddItemToArray(ids, id ? cJSON_CreateNumber((double)id) : cJSON_CreateNull());
+				cJSON_AddItemToArray(rs, res[i] ? cJSON_Duplicate(res[i], 1) : cJSON_CreateNull());
 			}
 		}
 		if (!job->ok) {
-			cJSON_AddStringToObject(o, "failure", job->failure);
+			cJSON_AddStringToObject(o, "failure", prof_failure_name(job->failure));
 			cJSON_AddStringToObject(o, "error", job->error);
 		}
 		char *s = cJSON_PrintUnformatted(o);
@@ -1665,51 +895,47 @@ static void print_job(const bench_job *job, bool json)
 			printf("%s\n", s);
 		free(s);
 		cJSON_Delete(o);
+		for (int i = 0; i < PROF_MAX_SHAPES; i++)
+			cJSON_Delete(res[i]);
 		return;
 	}
-	for (size_t i = 0; i < p->n_shapes; i++) {
-		const cJSON *j = job->result[i];
-		if (j == NULL)
-			break;
+	for (int i = 0; i < job->n_ok; i++) {
+		const prof_measurement *m = &job->m[i];
+		const prof_result *r = &m->res;
 		char shape[80] = "";
 		if (p->n_shapes > 1)
 			snprintf(shape, sizeof shape, "P%lld N%lld D%lld: ", (long long)p->shapes[i].prompt,
 			         (long long)p->shapes[i].gen, (long long)p->shapes[i].depth);
-		double rss = jnum(j, "peak_rss_bytes");
 		printf("%-16s %sTTFT %.2f ms, decode %.3f ms/token p50 (p95 %.3f), %.1f tok/s",
-		       job->dev->name, shape, jnum(j, "ttft_ms"), jnum(j, "decode_ms_p50"),
-		       jnum(j, "decode_ms_p95"), jnum(j, "decode_tok_s"));
-		if (isfinite(rss))
-			printf(", peak RSS %.1f MiB", rss / 1048576.0);
-		printf(" [measurement %lld]\n", (long long)job->measurement_id[i]);
+		       job->dev->name, shape, m->ttft_ms, m->decode_ms_p50, m->decode_ms_p95,
+		       m->decode_tok_s);
+		if (isfinite(m->peak_rss_bytes))
+			printf(", peak RSS %.1f MiB", m->peak_rss_bytes / 1048576.0);
+		printf(" [measurement %lld]\n", (long long)m->id);
 		/* the protocol's outcome, on a second line */
-		const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "protocol_result");
-		const cJSON *dp = cJSON_GetObjectItemCaseSensitive(pr, "decode_ms_p50");
-		double cv = jnum(dp, "cv"), rm = jnum(pr, "remeasured");
-		printf("%-16s   %.0f repeats after %.0f warm-up%s, decode p50 CV ", "",
-		       jnum(pr, "repeats"), jnum(pr, "warmups"), jnum(pr, "warmups") == 1 ? "" : "s");
+		double cv = r->decode_ms_p50.cv;
+		printf("%-16s   %zu repeats after %d warm-up%s, decode p50 CV ", "", r->n - r->first,
+		       r->warmups, r->warmups == 1 ? "" : "s");
 		if (isfinite(cv))
 			printf("%.1f%%", 100 * cv);
 		else
 			printf("-");
 		if (p->cv_threshold > 0)
-			printf(" (threshold %.1f%%%s)", 100 * p->cv_threshold,
-			       cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pr, "cv_ok"))
-			           ? ""
-			           : ", NOT met");
-		printf(", re-measured %.0f time%s", rm, rm == 1 ? "" : "s");
-		double tw = jnum(pr, "gate_wait_s");
-		if (tw > 0)
-			printf(", waited %.0f s to cool", tw);
+			printf(" (threshold %.1f%%%s)", 100 * p->cv_threshold, r->cv_ok ? "" : ", NOT met");
+		printf(", re-measured %d time%s", r->remeasured, r->remeasured == 1 ? "" : "s");
+		if (r->gate_wait_s > 0)
+			printf(", waited %.0f s to cool", r->gate_wait_s);
 		printf("\n");
 	}
+	for (int i = 0; i < PROF_MAX_SHAPES; i++)
+		cJSON_Delete(res[i]);
 	if (!job->ok)
-		printf("%-16s FAILED (%s): %s [measurement %lld]\n", job->dev->name, job->failure,
-		       job->error, (long long)job->measurement_id[job->n_ok < (int)p->n_shapes ? job->n_ok : 0]);
+		printf("%-16s FAILED (%s): %s [measurement %lld]\n", job->dev->name,
+		       prof_failure_name(job->failure), job->error, (long long)job->failed_id);
 }
 
 int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *names, int n,
-                      const cli_dev_bench_args *a)
+                      const prof_bench_args *a, bool json)
 {
 	tl_err err = TL_ERR_INIT;
 	genome g;
@@ -1717,13 +943,13 @@ int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *n
 	char *arch_text = NULL, *gtext = NULL;
 	db_conn *db = NULL;
 	db_device *devs = NULL;
-	bench_job *jobs = NULL;
+	prof_job *jobs = NULL;
 	dev_pool *pool = NULL;
 	pthread_mutex_t mu;
-	bench_ctx c; /* what the jobs share; the pool's context */
+	bool mu_ok = false;
+	prof_lab lab = {&mu, NULL};
 	int rc = CLI_OK;
 
-	memset(&c, 0, sizeof c);
 	for (int i = 0; i < n; i++)
 		for (int k = 0; k < i; k++)
 			if (strcmp(names[i], names[k]) == 0)
@@ -1747,12 +973,12 @@ int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *n
 		tl_err_set(&err, TL_ENOMEM, "bench: out of memory");
 		goto fail;
 	}
-	tl_sha256_hex(arch_text, strlen(arch_text), c.arch_hash);
 	genome_stats st;
 	genome_stats_compute(&st, arch, 2, 0);
 
 	if (db_open(&db, db_path_resolve(ctx->db_flag), 0, &err) < 0)
 		goto fail;
+	lab.db = db;
 	for (int i = 0; i < n; i++) {
 		if (db_device_get(db, names[i], &devs[i], &err) < 0)
 			goto fail;
@@ -1762,22 +988,12 @@ int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *n
 			           names[i], names[i]);
 			goto fail;
 		}
-		jobs[i].dev = &devs[i];
 	}
-	if (db_genome_ensure(db, c.arch_hash, gtext, st.params, &err) < 0)
-		goto fail;
-
-	c.mu = &mu;
-	c.db = db;
-	c.a = a;
-	c.arch_text = arch_text;
 	/* Each device's protocol (what makes two measurements comparable): the
 	 * command's over the device's own settings. All are checked before
 	 * anything runs. */
 	for (int i = 0; i < n; i++) {
-		jobs[i].c = c;
-		if (bench_protocol(&jobs[i].c.proto, a, &devs[i], &err) < 0 ||
-		    bench_protocols(&jobs[i].c, &err) < 0) {
+		if (prof_job_init(&jobs[i], a, &devs[i], arch_text, &err) < 0) {
 			if (err.code == TL_EUSAGE) {
 				rc = cli_usage("bench", "%s", err.msg);
 				goto out;
@@ -1785,34 +1001,32 @@ int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *n
 			goto fail;
 		}
 	}
+	if (db_genome_ensure(db, jobs[0].arch_hash, gtext, st.params, &err) < 0)
+		goto fail;
 
 	pthread_mutex_init(&mu, NULL);
+	mu_ok = true;
 	signal(SIGPIPE, SIG_IGN);
-	dev_pool_opts o = {.max_fail_streak = DEV_FAIL_STREAK_DEFAULT,
-	                   .max_attempts = 1,
-	                   .lock_wait_s = a->timeout_s > 600 ? a->timeout_s : 600,
-	                   .run = bench_run,
-	                   .abandon = bench_abandon,
-	                   .health = bench_health,
-	                   .ctx = &c};
+	dev_pool_opts o;
+	prof_pool_opts(&o, &lab, a->timeout_s);
 	if (dev_pool_create(&pool, devs, (size_t)n, &o, &err) < 0)
-		goto fail_mu;
+		goto fail;
 	for (int i = 0; i < n; i++)
 		if (dev_pool_submit(pool, &jobs[i], devs[i].id, &err) < 0)
-			goto fail_mu;
-	if (!a->json && isatty(STDERR_FILENO))
+			goto fail;
+	if (!json && isatty(STDERR_FILENO))
 		fprintf(stderr, "tailor: measuring on %d device%s...\r", n, n > 1 ? "s" : "");
 	int prc = dev_pool_run(pool, &err);
-	if (!a->json && isatty(STDERR_FILENO))
+	if (!json && isatty(STDERR_FILENO))
 		fprintf(stderr, "\033[K");
 	int failed = 0;
 	for (int i = 0; i < n; i++) {
 		if (!jobs[i].done) {
-			tl_err e = TL_ERR_INIT;
-			tl_err_set(&e, TL_EFAIL, "bench: %s: not run", devs[i].name);
-			job_fail(&jobs[i], "offline", &e);
+			jobs[i].ok = false;
+			jobs[i].failure = PROF_FAIL_OFFLINE;
+			snprintf(jobs[i].error, sizeof jobs[i].error, "bench: %s: not run", devs[i].name);
 		}
-		print_job(&jobs[i], a->json);
+		print_job(&jobs[i], json);
 		failed += !jobs[i].ok;
 	}
 	fflush(stdout);
@@ -1825,21 +1039,15 @@ int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *n
 		        failed, n, n > 1 ? "s" : "");
 		rc = CLI_FAIL;
 	}
-	goto out_mu;
-fail_mu:
-	rc = cli_fail(&err);
-out_mu:
-	pthread_mutex_destroy(&mu);
 	goto out;
 fail:
 	rc = cli_fail(&err);
 out:
 	dev_pool_free(pool);
+	if (mu_ok)
+		pthread_mutex_destroy(&mu);
 	for (int i = 0; jobs && i < n; i++)
-		for (int k = 0; k < PROF_MAX_SHAPES; k++) {
-			cJSON_Delete(jobs[i].result[k]);
-			free(jobs[i].c.protocol[k]);
-		}
+		prof_job_free(&jobs[i]);
 	db_close(db);
 	free(jobs);
 	free(devs);
@@ -2085,73 +1293,6 @@ int cmd_device(int argc, char **argv, cli_ctx *ctx)
 			rc = cli_fail(&err);
 		else
 			printf("%s %s\n", en ? "enabled" : "disabled", args[0]);
-	}
-	db_close(db);
-	return rc;
-}
-
-/* ---- one measurement for the search engine -------------------------------------------- */
-
-int cli_measure_device(const char *db_path, const char *name, const char *arch_text,
-                       const char *genome_text, const cli_dev_bench_args *a, cJSON **result,
-                       tl_err *err)
-{
-	db_conn *db = NULL;
-	db_device dev;
-	bench_job job;
-	bench_ctx *c = &job.c; /* the device's; also the pool's context */
-	pthread_mutex_t mu;
-	dev_pool *pool = NULL;
-	int rc;
-	*result = NULL;
-	memset(&job, 0, sizeof job);
-	/* its own connection: the engine calls this from one thread per device */
-	if ((rc = db_open(&db, db_path, 0, err)) < 0)
-		return rc;
-	if ((rc = db_device_get(db, name, &dev, err)) < 0)
-		goto out;
-	if (!dev.enabled) {
-		rc = tl_err_set(err, TL_EINVAL, "device %s is disabled (tailor device enable %s)", name,
-		                name);
-		goto out;
-	}
-	tl_sha256_hex(arch_text, strlen(arch_text), c->arch_hash);
-	if ((rc = db_genome_ensure(db, c->arch_hash, genome_text, -1, err)) < 0)
-		goto out;
-	c->a = a;
-	/* the run's protocol over the device's own settings */
-	if ((rc = bench_protocol(&c->proto, a, &dev, err)) < 0 || (rc = bench_protocols(c, err)) < 0)
-		goto out;
-	/* the engine reads one result: one shape */
-	c->proto.n_shapes = 1;
-	pthread_mutex_init(&mu, NULL);
-	c->mu = &mu;
-	c->db = db;
-	c->arch_text = arch_text;
-	job.dev = &dev;
-	dev_pool_opts o = {.max_fail_streak = DEV_FAIL_STREAK_DEFAULT,
-	                   .max_attempts = 1,
-	                   .lock_wait_s = a->timeout_s > 600 ? a->timeout_s : 600,
-	                   .run = bench_run,
-	                   .abandon = bench_abandon,
-	                   .health = bench_health,
-	                   .ctx = c};
-	if ((rc = dev_pool_create(&pool, &dev, 1, &o, err)) == 0 &&
-	    (rc = dev_pool_submit(pool, &job, dev.id, err)) == 0)
-		rc = dev_pool_run(pool, err);
-	pthread_mutex_destroy(&mu);
-	if (rc == 0 && (!job.done || !job.ok))
-		rc = tl_err_set(err, TL_EFAIL, "%s", job.done ? job.error : "device not reached");
-	if (rc == 0) {
-		*result = job.result[0];
-		job.result[0] = NULL;
-		cJSON_AddNumberToObject(*result, "measurement_id", (double)job.measurement_id[0]);
-	}
-out:
-	dev_pool_free(pool);
-	for (int k = 0; k < PROF_MAX_SHAPES; k++) {
-		cJSON_Delete(job.result[k]);
-		free(c->protocol[k]);
 	}
 	db_close(db);
 	return rc;

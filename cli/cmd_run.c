@@ -127,62 +127,6 @@ static bool on_stop(void *ctx)
 	return g_stop != 0;
 }
 
-/* Device metrics: the machine tailor runs on ("local"); other devices come
- * with the device lab. */
-static int on_measure(void *ctx, const char *device, const genome *g, const char *arch_text,
-                      const ev_bench *b, ev_measured *out, tl_err *err)
-{
-	live *L = ctx;
-	cJSON *j = NULL;
-	if (b->predict) {
-		/* from the device's operator table: no measurement */
-		char *text = genome_to_text(g);
-		double v[3];
-		int rc = cli_predict_device(L->db_path, device, b->space_hash, arch_text,
-		                            text ? text : "", b->prompt, b->gen, b->depth, v, err);
-		free(text);
-		if (rc < 0)
-			return rc;
-		*out = (ev_measured){v[0], v[1], v[2] / (1024.0 * 1024.0),
-		                     (double)b->prompt / (v[0] * 1e-3), 1e3 / v[1]};
-		return 0;
-	}
-	if (strcmp(device, "local") == 0 && b->protocol[0] == '\0') {
-		/* this machine: one arch-less harness serves every candidate */
-		cli_bench_args a = {b->quant, b->prompt, b->gen, b->depth, b->threads, b->repeat,
-		                    b->timeout_s};
-		if (cli_bench_local(&j, arch_text, &a, err) < 0)
-			return err->code;
-	} else {
-		/* a lab device (or local under bench.protocol): its toolchain, its
-		 * lock, the protocol's runs, the measurement stored */
-		cli_dev_bench_args a = {b->prompt, b->gen, b->depth, b->threads, b->repeat,
-		                        b->timeout_s, 1, b->quant, "f16", false,
-		                        NULL, NULL, NULL, NULL, NULL,
-		                        b->protocol[0] ? b->protocol : NULL};
-		char *text = genome_to_text(g);
-		int rc = cli_measure_device(L->db_path, device, arch_text, text ? text : "", &a, &j, err);
-		free(text);
-		if (rc < 0)
-			return rc;
-	}
-	const char *keys[5] = {"ttft_ms", "decode_ms_p50", "peak_rss_bytes", "prefill_tok_s",
-	                       "decode_tok_s"};
-	double v[5];
-	for (int i = 0; i < 5; i++) {
-		const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
-		if (!cJSON_IsNumber(x)) {
-			cJSON_Delete(j);
-			return tl_err_set(err, TL_EPARSE, "device %s: harness result lacks %s", device,
-			                  keys[i]);
-		}
-		v[i] = x->valuedouble;
-	}
-	cJSON_Delete(j);
-	*out = (ev_measured){v[0], v[1], v[2] / (1024.0 * 1024.0), v[3], v[4]};
-	return 0;
-}
-
 /* ---- frontier and status ------------------------------------------------------- */
 
 /* The feasible first front of the newest ranked generation. */
@@ -234,7 +178,8 @@ static int drive(db_conn *db, int64_t id, bool quiet, cli_ctx *ctx)
 	tl_err err = TL_ERR_INIT;
 	live L = {db_path(db), ctx->is_tty && isatty(STDERR_FILENO), quiet, tl_now_s(), -1, 0, 0,
 	          tl_now_s()};
-	ev_ops ops = {on_measure, on_progress, on_stop, &L};
+	/* device metrics: the engine measures through profiler/measure.h */
+	ev_ops ops = {NULL, on_progress, on_stop, &L};
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +21,34 @@
 static const char *const analytic_names[] = {
 	"params", "params_nonembed", "kv_bytes_per_token", "state_bytes", "cache_bytes",
 	"flops_per_token", "flops_prefill_per_token", "flops_decode_per_token", NULL};
-static const char *const device_names[] = {"ttft_ms", "decode_ms", "peak_rss_mb",
-                                           "prefill_tok_s", "decode_tok_s", NULL};
+/* Device metrics: a name and its field of ev_measured (adding one is a row
+ * here and a field there). */
+static const struct {
+	const char *name;
+	size_t off;
+} device_metrics[] = {
+    {"ttft_ms", offsetof(ev_measured, ttft_ms)},
+    {"decode_ms", offsetof(ev_measured, decode_ms)},
+    {"peak_rss_mb", offsetof(ev_measured, peak_rss_mb)},
+    {"prefill_tok_s", offsetof(ev_measured, prefill_tok_s)},
+    {"decode_tok_s", offsetof(ev_measured, decode_tok_s)},
+};
+
+static bool is_device_metric(const char *base)
+{
+	for (size_t i = 0; i < sizeof device_metrics / sizeof device_metrics[0]; i++)
+		if (strcmp(base, device_metrics[i].name) == 0)
+			return true;
+	return false;
+}
+
+double ev_device_value(const char *base, const ev_measured *x)
+{
+	for (size_t i = 0; i < sizeof device_metrics / sizeof device_metrics[0]; i++)
+		if (strcmp(base, device_metrics[i].name) == 0)
+			return *(const double *)(const void *)((const char *)x + device_metrics[i].off);
+	return NAN;
+}
 #define METRIC_HELP                                                                         \
 	"quality: val_bpb, val_loss, train_loss (train), mad_TASK, mad_mean (mad), any (command); " \
 	"analytic: params, params_nonembed, kv_bytes_per_token, state_bytes, cache_bytes, "   \
@@ -75,14 +102,14 @@ static int parse_metric(ev_metric *m, const char *s, const ev_config *c, const c
 		m->analytic = true;
 		return 0;
 	}
-	if (at && in_list(m->base, device_names)) {
+	if (at && is_device_metric(m->base)) {
 		for (int i = 0; i < c->n_dev; i++)
 			if (!strcmp(c->devices[i], m->device))
 				return 0;
 		return tl_err_set(err, TL_EINVAL, "%s: %s: '%s': device '%s' is not in \"devices\" "
 		                  "(add it there)", c->source, path, s, m->device);
 	}
-	if (!at && in_list(m->base, device_names))
+	if (!at && is_device_metric(m->base))
 		return tl_err_set(err, TL_EINVAL, "%s: %s: '%s': a device metric needs @DEVICE, "
 		                  "e.g. %s@local", c->source, path, s, s);
 	if (!at) {
@@ -360,6 +387,58 @@ static int parse_quality(ev_config *c, cJSON *v, const char *base_dir, tl_err *e
 	return 0;
 }
 
+/* "evaluation": "measure" | "predict" | {"mode": "predict-measure",
+ * "measure_top": K} (also "measure" and "predict" as the object's mode). */
+static int parse_evaluation(ev_config *c, const cJSON *v, const char *source, tl_err *err)
+{
+	const char *mode = "measure";
+	c->bench.predict = EV_EVAL_MEASURE;
+	c->bench.measure_top = 0;
+	if (v == NULL)
+		return 0;
+	if (cJSON_IsObject(v)) {
+		for (const cJSON *k = v->child; k; k = k->next)
+			if (strcmp(k->string, "mode") && strcmp(k->string, "measure_top"))
+				return tl_err_set(err, TL_EINVAL, "%s: evaluation.%s: unknown key (mode, "
+				                  "measure_top)", source, k->string);
+		const cJSON *m = cJSON_GetObjectItemCaseSensitive(v, "mode");
+		if (!cJSON_IsString(m))
+			return tl_err_set(err, TL_EINVAL, "%s: evaluation.mode: missing or not a string "
+			                  "(\"measure\", \"predict\" or \"predict-measure\")", source);
+		mode = m->valuestring;
+		const cJSON *k = cJSON_GetObjectItemCaseSensitive(v, "measure_top");
+		if (strcmp(mode, "predict-measure") == 0) {
+			if (!cJSON_IsNumber(k) || k->valuedouble != (double)(int)k->valuedouble ||
+			    k->valuedouble < 1 || k->valuedouble > 100000)
+				return tl_err_set(err, TL_EINVAL, "%s: evaluation.measure_top: %s: the "
+				                  "candidates of a generation measured for real, an integer "
+				                  "1..100000", source, k ? "not an integer in range" : "missing");
+			c->bench.measure_top = (int)k->valuedouble;
+		} else if (k) {
+			return tl_err_set(err, TL_EINVAL, "%s: evaluation.measure_top: only with mode "
+			                  "\"predict-measure\"", source);
+		}
+	} else if (cJSON_IsString(v)) {
+		mode = v->valuestring;
+	} else {
+		mode = NULL;
+	}
+	if (mode && !strcmp(mode, "measure"))
+		c->bench.predict = EV_EVAL_MEASURE;
+	else if (mode && !strcmp(mode, "predict"))
+		c->bench.predict = EV_EVAL_PREDICT;
+	else if (mode && !strcmp(mode, "predict-measure") && c->bench.measure_top > 0)
+		c->bench.predict = EV_EVAL_PREDICT_MEASURE;
+	else
+		return tl_err_set(err, TL_EINVAL, "%s: evaluation: %s%s%s: not \"measure\" (every "
+		                  "candidate on its devices), \"predict\" (from the devices' operator "
+		                  "tables: tailor device profile-ops) or {\"mode\": \"predict-measure\", "
+		                  "\"measure_top\": K} (predict all, measure the K best)", source,
+		                  mode ? "\"" : "", mode ? mode : "not a string or object",
+		                  mode ? "\"" : "");
+	return 0;
+}
+
 int ev_config_parse(ev_config *c, const char *json, const char *source, const char *base_dir,
                     tl_err *err)
 {
@@ -529,7 +608,7 @@ int ev_config_parse(ev_config *c, const char *json, const char *source, const ch
 		}
 	}
 	/* bench settings of device metrics */
-	c->bench = (ev_bench){64, 16, 0, 2, 1, "q4_0", 600.0, "", 0, ""};
+	c->bench = (ev_bench){64, 16, 0, 2, 1, "q4_0", 600.0, "", 0, 0, ""};
 	v = cJSON_GetObjectItemCaseSensitive(root, "bench");
 	if (v) {
 		static const char *const ok[] = {"prompt", "gen", "depth", "threads", "repeat", "quant",
@@ -584,16 +663,8 @@ int ev_config_parse(ev_config *c, const char *json, const char *source, const ch
 		}
 	}
 	v = cJSON_GetObjectItemCaseSensitive(root, "evaluation");
-	if (v && !(cJSON_IsString(v) && (!strcmp(v->valuestring, "measure") ||
-	                                 !strcmp(v->valuestring, "predict")))) {
-		tl_err_set(err, TL_EINVAL, "%s: evaluation: %s%s%s: not \"measure\" (every candidate "
-		           "on its devices) or \"predict\" (from the devices' operator tables: tailor "
-		           "device profile-ops)", source, cJSON_IsString(v) ? "\"" : "",
-		           cJSON_IsString(v) ? v->valuestring : "not a string",
-		           cJSON_IsString(v) ? "\"" : "");
+	if (parse_evaluation(c, v, source, err) < 0)
 		goto out;
-	}
-	c->bench.predict = v && !strcmp(v->valuestring, "predict");
 	if (parse_canary(c, cJSON_GetObjectItemCaseSensitive(root, "canary"), base_dir, err) < 0)
 		goto out;
 	if (parse_space(c, root, base_dir, err) < 0)

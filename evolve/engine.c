@@ -21,6 +21,7 @@
  */
 #include "evolve.h"
 #include "db_runs.h"
+#include "measure.h"
 #include "moo.h"
 #include "tailor_config.h"
 
@@ -55,8 +56,21 @@ typedef struct engine {
 	/* the devices the metrics measure on, in order of first use */
 	char dev[EV_MAX_DEV][EV_METRIC_MAX];
 	int ndev;
-	pthread_mutex_t *mu;    /* the database's mutex in the parallel path */
+	pthread_mutex_t *mu;    /* the database's mutex (&mu_store while driving) */
+	pthread_mutex_t mu_store;
 	char queues[256];       /* ev_progress.queues */
+	/* measuring (profiler/measure.h through the device pool) */
+	db_device devs[EV_MAX_DEV];        /* by index of dev (quality: unused)  */
+	prof_bench_args pargs[EV_MAX_DEV];
+	prof_lab lab;                      /* db under mu                        */
+	dev_pool *pool;                    /* started at the first measurement   */
+	bool stop;                         /* a stop was seen                    */
+	int rc;                            /* first database error of a job      */
+	tl_err err;
+	int done_dev[EV_MAX_DEV], gen_n;   /* the generation's queues            */
+	genome canary_g;                   /* the canary being measured          */
+	char *canary_text;
+	ev_measured canary_m;
 } engine;
 
 static const ev_metric *metric_at(const ev_config *c, int i)
@@ -115,15 +129,11 @@ static int quality_values(engine *e, const genome *g, const char *hash, double *
 }
 
 
-/* Every metric value of a genome (objectives then constraints) as a JSON
- * object text, the violation and feasibility. */
-/* pre: when not NULL, the device measurements already taken, one per
- * device of e->dev (the parallel path); else they are taken here. */
-static int quality_values(engine *e, const genome *g, const char *hash, double *vals,
-                          tl_err *err);
-
-static int evaluate(engine *e, const genome *g, const ev_measured *pre, const double *qpre,
-                    char **json, double *viol, tl_err *err)
+/* The metric values of a genome (objectives then constraints), indexed like
+ * the config's metrics: analytic ones computed here, quality ones from q,
+ * device ones from m (one ev_measured per entry of e->dev); the violation. */
+static int metric_values(engine *e, const genome *g, const ev_measured *m, const double *q,
+                         double *vals, double *viol, tl_err *err)
 {
 	const ev_config *c = &e->cfg;
 	if (genome_decode(e->arch, g, err) < 0)
@@ -132,82 +142,21 @@ static int evaluate(engine *e, const genome *g, const ev_measured *pre, const do
 	genome_stats_compute(&st, e->arch, 2,
 	                     (int64_t)c->bench.depth + c->bench.prompt + c->bench.gen);
 	int nm = c->n_obj + c->n_con;
-	double vals[EV_MAX_OBJ + EV_MAX_CON];
-	char *arch_text = NULL;
-	/* one measurement per device, shared by its metrics */
-	char done_dev[EV_MAX_DEV][EV_METRIC_MAX];
-	ev_measured meas[EV_MAX_DEV];
-	int ndone = 0;
-	bool qdone = false;
-	for (int i = 0; i < nm; i++) {
-		const ev_metric *m = metric_at(c, i);
-		if (m->analytic) {
-			vals[i] = ev_analytic(m->base, &st);
-			continue;
-		}
-		if (m->quality) {
-			if (qpre) {
-				vals[i] = qpre[i];
-			} else if (!qdone) {
-				char h[65];
-				int qrc = genome_hash(g, h, err);
-				if (qrc == 0)
-					qrc = quality_values(e, g, h, vals, err);
-				if (qrc < 0) {
-					free(arch_text);
-					return qrc;
-				}
-				qdone = true;
-			}
-			continue;
-		}
-		int d = 0;
-		if (pre) {
-			while (d < e->ndev && strcmp(e->dev[d], m->device) != 0)
-				d++;
-			const ev_measured *x = &pre[d];
-			vals[i] = !strcmp(m->base, "ttft_ms")         ? x->ttft_ms
-			          : !strcmp(m->base, "decode_ms")     ? x->decode_ms
-			          : !strcmp(m->base, "peak_rss_mb")   ? x->peak_rss_mb
-			          : !strcmp(m->base, "prefill_tok_s") ? x->prefill_tok_s
-			                                              : x->decode_tok_s;
-			continue;
-		}
-		while (d < ndone && strcmp(done_dev[d], m->device) != 0)
-			d++;
-		if (d == ndone) {
-			if (e->ops->measure == NULL)
-				return tl_err_set(err, TL_EINVAL, "%s: no way to measure on device %s",
-				                  m->name, m->device);
-			if (arch_text == NULL && (arch_text = genome_arch_describe(e->arch)) == NULL)
-				return tl_err_set(err, TL_ENOMEM, "evaluate: out of memory");
-			if (e->ops->measure(e->ops->ctx, m->device, g, arch_text, &c->bench, &meas[d],
-			                    err) < 0) {
-				free(arch_text);
-				return err->code;
-			}
-			tl_strlcpy(done_dev[d], m->device, EV_METRIC_MAX);
-			ndone++;
-		}
-		const ev_measured *x = &meas[d];
-		vals[i] = !strcmp(m->base, "ttft_ms")         ? x->ttft_ms
-		          : !strcmp(m->base, "decode_ms")     ? x->decode_ms
-		          : !strcmp(m->base, "peak_rss_mb")   ? x->peak_rss_mb
-		          : !strcmp(m->base, "prefill_tok_s") ? x->prefill_tok_s
-		                                              : x->decode_tok_s;
-	}
-	free(arch_text);
-	cJSON *o = cJSON_CreateObject();
-	if (o == NULL)
-		return tl_err_set(err, TL_ENOMEM, "evaluate: out of memory");
 	*viol = 0.0;
 	for (int i = 0; i < nm; i++) {
-		if (!isfinite(vals[i])) {
-			cJSON_Delete(o);
-			return tl_err_set(err, TL_EINVAL, "%s: not a finite number", metric_at(c, i)->name);
+		const ev_metric *mt = metric_at(c, i);
+		if (mt->analytic) {
+			vals[i] = ev_analytic(mt->base, &st);
+		} else if (mt->quality) {
+			vals[i] = q[i];
+		} else {
+			int d = 0;
+			while (d < e->ndev && strcmp(e->dev[d], mt->device) != 0)
+				d++;
+			vals[i] = ev_device_value(mt->base, &m[d]);
 		}
-		if (!cJSON_GetObjectItemCaseSensitive(o, metric_at(c, i)->name))
-			cJSON_AddNumberToObject(o, metric_at(c, i)->name, vals[i]);
+		if (!isfinite(vals[i]))
+			return tl_err_set(err, TL_EINVAL, "%s: not a finite number", mt->name);
 		if (i >= c->n_obj) {
 			const ev_constraint *cn = &c->con[i - c->n_obj];
 			if (!isnan(cn->max) && vals[i] > cn->max)
@@ -216,11 +165,21 @@ static int evaluate(engine *e, const genome *g, const ev_measured *pre, const do
 				*viol += (cn->min - vals[i]) / fmax(fabs(cn->min), 1e-12);
 		}
 	}
-	*json = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
-	if (*json == NULL)
-		return tl_err_set(err, TL_ENOMEM, "evaluate: out of memory");
 	return 0;
+}
+
+/* The values as the JSON object stored in candidates.objectives. */
+static char *values_json(const ev_config *c, const double *vals)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (o == NULL)
+		return NULL;
+	for (int i = 0; i < c->n_obj + c->n_con; i++)
+		if (!cJSON_GetObjectItemCaseSensitive(o, metric_at(c, i)->name))
+			cJSON_AddNumberToObject(o, metric_at(c, i)->name, vals[i]);
+	char *s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
 }
 
 /* The objectives of a stored candidate in minimization form; false when
@@ -251,196 +210,397 @@ static void report(engine *e)
 		e->ops->progress(e->ops->ctx, &e->prog);
 }
 
-/* Should we stop before the next evaluation? */
+/* Should we stop before the next evaluation? (e->mu held when the pool runs) */
 static bool stop_requested(engine *e, tl_err *err)
 {
-	if (e->ops->stop && e->ops->stop(e->ops->ctx))
+	if (e->stop)
 		return true;
+	if (e->ops->stop && e->ops->stop(e->ops->ctx))
+		return e->stop = true;
 	db_run r;
 	if (db_run_get(e->db, e->run_id, &r, err) < 0)
 		return false;
 	bool stop = !strcmp(r.status, "stopping");
 	db_run_clear(&r);
-	return stop;
+	return e->stop = stop;
 }
 
-static int eval_candidate(engine *e, const db_candidate *k, tl_err *err)
-{
-	genome g;
-	char *json = NULL;
-	double viol = 0;
-	tl_err ev = TL_ERR_INIT;
-	/* a genome this run evaluated before: its result, not a new evaluation */
-	db_candidate prev;
-	bool found = false;
-	if (db_candidate_find_done(e->db, e->run_id, k->genome_hash, &prev, &found, err) < 0)
-		return TL_EDB;
-	if (found) {
-		int rc = db_candidate_set_result(e->db, k->id, "done", prev.objectives, prev.feasible,
-		                                 prev.violation, NULL, err);
-		free(prev.text);
-		free(prev.objectives);
-		return rc;
-	}
-	if (db_candidate_set_result(e->db, k->id, "evaluating", NULL, -1, NAN, NULL, err) < 0)
-		return TL_EDB;
-	int rc = genome_parse(&g, k->text ? k->text : "", "candidate", &ev);
-	if (rc == 0)
-		rc = evaluate(e, &g, NULL, NULL, &json, &viol, &ev);
-	if (rc < 0) {
-		snprintf(e->last, sizeof e->last, "failed %.12s: %.200s", k->genome_hash, ev.msg);
-		return db_candidate_set_result(e->db, k->id, "failed", NULL, -1, NAN, ev.msg, err);
-	}
-	snprintf(e->last, sizeof e->last, "evaluated %.12s: %s", k->genome_hash, json);
-	rc = db_candidate_set_result(e->db, k->id, "done", json, viol <= 0.0, viol, NULL, err);
-	cJSON_free(json);
-	return rc;
-}
+/* ---- evaluation: the generation's candidates, devices fed through one pool ---------------- */
 
-/* ---- evaluation across devices in parallel ------------------------------------------ */
-
-/* With metrics on several devices, one worker thread per device walks the
- * generation's pending candidates in order and measures each on its device
- * (the devices work at once, each on one build at a time); the worker that
- * delivers a candidate's last measurement computes its result and commits
- * it. The database and the progress display are used under one mutex. */
-typedef struct pslot {
+/* A pending candidate of the generation. Its device measurements run as
+ * jobs of the run's device pool (devices/pool.c: one worker per device, its
+ * lock held), its quality on the engine's thread meanwhile; whoever delivers
+ * the last value computes the result and commits it (under e->mu, which
+ * guards the database and the progress display). */
+typedef struct eslot {
 	const db_candidate *k;
 	genome g;
-	bool parsed;
+	bool parsed, failed, finished;
+	char *arch_text;
 	ev_measured m[EV_MAX_DEV];
-	double q[EV_MAX_OBJ + EV_MAX_CON]; /* quality values, by metric index */
-	int left;                /* devices still to measure */
-	bool failed;
+	bool measure[EV_MAX_DEV];          /* measured for real (else predicted) */
+	double q[EV_MAX_OBJ + EV_MAX_CON]; /* quality values, by metric index    */
+	int left;                          /* values still to come               */
 	char error[TL_ERR_MSG_MAX];
-} pslot;
+} eslot;
 
-typedef struct pshared {
+/* A job of the pool: one slot on one device (or the canary). */
+typedef struct ejob {
 	engine *e;
-	pthread_mutex_t mu;
-	pslot *slot;
-	size_t n;
-	bool stop;               /* stop requested: workers finish their measurement */
-	int done_dev[EV_MAX_DEV]; /* measurements each worker finished */
-	int rc;                  /* first database error */
+	eslot *s;
+	int d;          /* index in e->dev */
+	bool ran, ok;   /* for the canary */
 	tl_err err;
-} pshared;
+} ejob;
 
-typedef struct pworker {
-	pshared *sh;
-	int d;
-} pworker;
-
-/* (mu held) The candidate's last measurement arrived: its result. */
-static void pfinish(pshared *sh, pslot *s)
+/* (e->mu held) One more value of worker d this generation: the progress
+ * display's queues ("local 5/12, quality 3/12"). */
+static void queue_done(engine *e, int d)
 {
-	engine *e = sh->e;
-	tl_err ev = TL_ERR_INIT;
+	size_t len = 0;
+	e->done_dev[d]++;
+	e->queues[0] = '\0';
+	for (int i = 0; i < e->ndev && len < sizeof e->queues - 40; i++)
+		len += (size_t)snprintf(e->queues + len, sizeof e->queues - len, "%s%s %d/%d",
+		                        i ? ", " : "",
+		                        strcmp(e->dev[i], QUALITY_WORKER) ? e->dev[i] : "quality",
+		                        e->done_dev[i], e->gen_n);
+}
+
+/* (e->mu held) The slot's last value arrived: its result, committed. */
+static void slot_finish(engine *e, eslot *s)
+{
+	const ev_config *c = &e->cfg;
+	tl_err ev = TL_ERR_INIT, se = TL_ERR_INIT;
+	double vals[EV_MAX_OBJ + EV_MAX_CON], viol = 0;
 	char *json = NULL;
-	double viol = 0;
 	int rc;
-	if (!s->failed && evaluate(e, &s->g, s->m, s->q, &json, &viol, &ev) < 0) {
+	s->finished = true;
+	if (!s->failed && metric_values(e, &s->g, s->m, s->q, vals, &viol, &ev) < 0) {
 		s->failed = true;
 		tl_strlcpy(s->error, ev.msg, sizeof s->error);
 	}
+	if (!s->failed && (json = values_json(c, vals)) == NULL) {
+		s->failed = true;
+		tl_strlcpy(s->error, "evaluate: out of memory", sizeof s->error);
+	}
 	if (s->failed) {
 		snprintf(e->last, sizeof e->last, "failed %.12s: %.200s", s->k->genome_hash, s->error);
-		rc = db_candidate_set_result(e->db, s->k->id, "failed", NULL, -1, NAN, s->error, &sh->err);
+		rc = db_candidate_set_result(e->db, s->k->id, "failed", NULL, -1, NAN, s->error, &se);
 	} else {
 		snprintf(e->last, sizeof e->last, "evaluated %.12s: %s", s->k->genome_hash, json);
-		rc = db_candidate_set_result(e->db, s->k->id, "done", json, viol <= 0.0, viol, NULL,
-		                             &sh->err);
+		rc = db_candidate_set_result(e->db, s->k->id, "done", json, viol <= 0.0, viol, NULL, &se);
+		/* what the candidate was ranked on, per device */
+		for (int d = 0; rc == 0 && d < e->ndev; d++) {
+			const ev_measured *x = &s->m[d];
+			if (!strcmp(e->dev[d], QUALITY_WORKER) || (!x->measurement_id && !x->prediction_id))
+				continue;
+			rc = db_candidate_eval_set(e->db, s->k->id, e->devs[d].id, x->measurement_id,
+			                           x->prediction_id, x->predicted ? "predicted" : "measured",
+			                           &se);
+		}
 	}
 	cJSON_free(json);
 	if (rc == 0)
-		rc = db_run_heartbeat(e->db, e->run_id, &sh->err);
-	if (rc < 0 && sh->rc == 0)
-		sh->rc = rc;
+		rc = db_run_heartbeat(e->db, e->run_id, &se);
+	if (rc < 0 && e->rc == 0) {
+		e->rc = rc;
+		e->err = se;
+	}
 	e->prog.done++;
 	report(e);
 }
 
-static void *pworker_main(void *arg)
+/* (e->mu held) One value of the slot arrived (or failed with err). */
+static void slot_value(engine *e, eslot *s, const tl_err *err)
 {
-	pworker *w = arg;
-	pshared *sh = w->sh;
-	engine *e = sh->e;
-	char *arch_text = NULL;
-	genome_arch *arch = malloc(sizeof *arch);
-	for (size_t i = 0; i < sh->n; i++) {
-		pslot *s = &sh->slot[i];
-		pthread_mutex_lock(&sh->mu);
-		bool stop = sh->stop || sh->rc < 0;
-		if (!stop && e->ops->stop && e->ops->stop(e->ops->ctx))
-			stop = sh->stop = true;
-		if (!stop) {
-			tl_err se = TL_ERR_INIT;
-			db_run r;
-			if (db_run_get(e->db, e->run_id, &r, &se) == 0) {
-				if (!strcmp(r.status, "stopping"))
-					stop = sh->stop = true;
-				db_run_clear(&r);
-			}
-		}
-		bool skip = s->failed || !s->parsed;
-		pthread_mutex_unlock(&sh->mu);
-		if (stop)
-			break;
-		tl_err me = TL_ERR_INIT;
-		int rc = 0;
-		if (!skip) {
-			if (arch == NULL)
-				rc = tl_err_set(&me, TL_ENOMEM, "evaluate: out of memory");
-			else if ((rc = genome_decode(arch, &s->g, &me)) == 0 &&
-			         (arch_text = genome_arch_describe(arch)) == NULL)
-				rc = tl_err_set(&me, TL_ENOMEM, "evaluate: out of memory");
-			if (rc == 0 && !strcmp(e->dev[w->d], QUALITY_WORKER))
-				rc = quality_values(e, &s->g, s->k->genome_hash, s->q, &me);
-			else if (rc == 0)
-				rc = e->ops->measure(e->ops->ctx, e->dev[w->d], &s->g, arch_text, &e->cfg.bench,
-				                     &s->m[w->d], &me);
-			free(arch_text);
-			arch_text = NULL;
-		}
-		pthread_mutex_lock(&sh->mu);
-		sh->done_dev[w->d]++;
-		{
-			size_t len = 0;
-			e->queues[0] = '\0';
-			for (int d = 0; d < e->ndev && len < sizeof e->queues - 40; d++)
-				len += (size_t)snprintf(e->queues + len, sizeof e->queues - len, "%s%s %d/%zu",
-				                        d ? ", " : "",
-				                        strcmp(e->dev[d], QUALITY_WORKER) ? e->dev[d]
-				                                                          : "quality",
-				                        sh->done_dev[d], sh->n);
-		}
-		if (rc < 0 && !s->failed) {
-			s->failed = true;
-			snprintf(s->error, sizeof s->error, "%s", me.msg);
-		}
-		if (--s->left == 0)
-			pfinish(sh, s);
-		pthread_mutex_unlock(&sh->mu);
+	if (err && err->code && !s->failed) {
+		s->failed = true;
+		tl_strlcpy(s->error, err->msg, sizeof s->error);
 	}
-	free(arch);
-	return NULL;
+	if (--s->left == 0)
+		slot_finish(e, s);
 }
 
-/* Evaluate the candidates k[0..nk) that are pending, devices in parallel.
- * Returns 1 when stopped, 0 when all are done, < 0 on a database error. */
-static int eval_parallel(engine *e, db_candidate *k, size_t nk, tl_err *err)
+/* The figures of a measurement job as the engine's ev_measured. */
+static void measured_of(ev_measured *x, const prof_job *pj)
 {
-	pshared sh;
-	memset(&sh, 0, sizeof sh);
-	sh.e = e;
-	sh.slot = calloc(nk ? nk : 1, sizeof *sh.slot);
-	if (sh.slot == NULL)
+	const prof_measurement *m = &pj->m[0];
+	*x = (ev_measured){m->ttft_ms, m->decode_ms_p50, m->peak_rss_bytes / (1024.0 * 1024.0),
+	                   m->prefill_tok_s, m->decode_tok_s, m->id, 0, false, ""};
+	tl_strlcpy(x->build_hash, pj->build_hash, sizeof x->build_hash);
+}
+
+/* Measure arch_text on device d: the seam's measure, or the profiler's job
+ * on the pool's worker (session). */
+static int measure_on(engine *e, dev_session **session, int d, const genome *g,
+                      const char *arch_text, ev_measured *out, int *ret, tl_err *err)
+{
+	*ret = DEV_JOB_OK;
+	memset(out, 0, sizeof *out);
+	if (e->ops->measure)
+		return e->ops->measure(e->ops->ctx, e->dev[d], g, arch_text, &e->cfg.bench, out, err);
+	prof_job pj;
+	int rc = prof_job_init(&pj, &e->pargs[d], &e->devs[d], arch_text, err);
+	if (rc == 0) {
+		*ret = prof_job_run(&e->lab, session, &e->devs[d], &pj);
+		if (pj.ok)
+			measured_of(out, &pj);
+		else
+			rc = tl_err_set(err, TL_EFAIL, "%s", pj.error);
+	}
+	prof_job_free(&pj);
+	return rc;
+}
+
+static int ejob_run(void *ctx, dev_session **session, const db_device *dev, void *vjob)
+{
+	ejob *j = vjob;
+	engine *e = j->e;
+	eslot *s = j->s;
+	tl_err err = TL_ERR_INIT;
+	(void)ctx;
+	(void)dev;
+	pthread_mutex_lock(e->mu);
+	tl_err se = TL_ERR_INIT;
+	bool skip = s && (s->failed || e->rc < 0 || stop_requested(e, &se));
+	pthread_mutex_unlock(e->mu);
+	if (skip) {
+		pthread_mutex_lock(e->mu);
+		if (s->failed && !e->stop && e->rc == 0)
+			slot_value(e, s, NULL); /* counted, nothing measured */
+		pthread_mutex_unlock(e->mu);
+		return DEV_JOB_OK;
+	}
+	ev_measured m;
+	int ret;
+	const genome *g = s ? &s->g : &e->canary_g;
+	const char *text = s ? s->arch_text : e->canary_text;
+	int rc = measure_on(e, session, j->d, g, text, &m, &ret, &err);
+	pthread_mutex_lock(e->mu);
+	j->ran = true;
+	j->ok = rc == 0;
+	j->err = err;
+	if (s) {
+		if (rc == 0)
+			s->m[j->d] = m;
+		queue_done(e, j->d);
+		slot_value(e, s, rc < 0 ? &err : NULL);
+	} else {
+		e->canary_m = m;
+	}
+	pthread_mutex_unlock(e->mu);
+	return ret;
+}
+
+static void ejob_abandon(void *ctx, const db_device *d, void *vjob, const char *why)
+{
+	ejob *j = vjob;
+	engine *e = j->e;
+	tl_err err = TL_ERR_INIT;
+	(void)ctx;
+	tl_err_set(&err, TL_EFAIL, "device %s: not measured: %s", j->e->dev[j->d], why);
+	if (!e->ops->measure) { /* recorded as a failed measurement */
+		prof_job pj;
+		tl_err ie = TL_ERR_INIT;
+		if (prof_job_init(&pj, &e->pargs[j->d], &e->devs[j->d],
+		                  j->s ? j->s->arch_text : e->canary_text, &ie) == 0)
+			prof_job_abandon(&e->lab, d, &pj, why);
+		prof_job_free(&pj);
+	}
+	pthread_mutex_lock(e->mu);
+	j->ran = true;
+	j->ok = false;
+	j->err = err;
+	if (j->s)
+		slot_value(e, j->s, &err);
+	pthread_mutex_unlock(e->mu);
+}
+
+static void ejob_health(void *ctx, const db_device *d, const char *status, int streak)
+{
+	engine *e = ctx;
+	if (!e->ops->measure)
+		prof_lab_health(&e->lab, d, status, streak);
+}
+
+/* The run's device pool, started at the first measurement: the devices of
+ * the metrics from the registry (a seam's measure gets stand-ins, unlocked). */
+static int pool_ensure(engine *e, tl_err *err)
+{
+	if (e->pool)
+		return 0;
+	db_device devs[EV_MAX_DEV];
+	size_t n = 0;
+	for (int d = 0; d < e->ndev; d++) {
+		if (!strcmp(e->dev[d], QUALITY_WORKER))
+			continue;
+		devs[n++] = e->devs[d];
+	}
+	dev_pool_opts o = {.max_fail_streak = DEV_FAIL_STREAK_DEFAULT,
+	                   .max_attempts = 1,
+	                   .lock_wait_s = e->cfg.bench.timeout_s > 600 ? e->cfg.bench.timeout_s : 600,
+	                   .run = ejob_run,
+	                   .abandon = ejob_abandon,
+	                   .health = ejob_health,
+	                   .ctx = e,
+	                   .unlocked = e->ops->measure != NULL};
+	int rc = dev_pool_create(&e->pool, devs, n, &o, err);
+	if (rc == 0 && (rc = dev_pool_start(e->pool, err)) < 0) {
+		dev_pool_free(e->pool);
+		e->pool = NULL;
+	}
+	return rc;
+}
+
+/* The devices of the metrics: registry rows (or a seam's stand-ins) and the
+ * profiler's settings for each. */
+static int devices_load(engine *e, tl_err *err)
+{
+	const ev_bench *b = &e->cfg.bench;
+	for (int d = 0; d < e->ndev; d++) {
+		db_device *x = &e->devs[d];
+		memset(x, 0, sizeof *x);
+		if (!strcmp(e->dev[d], QUALITY_WORKER))
+			continue;
+		if (e->ops->measure) {
+			x->id = d + 1;
+			tl_strlcpy(x->name, e->dev[d], sizeof x->name);
+			tl_strlcpy(x->transport, "local", sizeof x->transport);
+			x->enabled = true;
+		} else {
+			int rc = db_device_get(e->db, e->dev[d], x, err);
+			if (rc < 0)
+				return rc;
+			if (!x->enabled && b->predict != EV_EVAL_PREDICT)
+				return tl_err_set(err, TL_EINVAL, "device %s is disabled (tailor device "
+				                  "enable %s)", x->name, x->name);
+		}
+		bool in_process = !strcmp(x->transport, "local") && b->protocol[0] == '\0';
+		e->pargs[d] = (prof_bench_args){.prompt = b->prompt, .gen = b->gen, .depth = b->depth,
+		                                .threads = b->threads, .repeat = b->repeat,
+		                                .timeout_s = b->timeout_s, .seed = 1, .quant = b->quant,
+		                                .kv = "f16",
+		                                .protocol_json = b->protocol[0] ? b->protocol : NULL,
+		                                .in_process = in_process};
+	}
+	return 0;
+}
+
+/* A prediction of the slot's arch on device d (the seam's measure in predict
+ * mode, else the device's operator table), stored. */
+static int predict_on(engine *e, eslot *s, int d, tl_err *err)
+{
+	ev_measured *x = &s->m[d];
+	const ev_bench *b = &e->cfg.bench;
+	if (e->ops->measure) {
+		int rc = e->ops->measure(e->ops->ctx, e->dev[d], &s->g, s->arch_text, b, x, err);
+		x->predicted = true;
+		return rc;
+	}
+	prof_prediction p;
+	prof_shape sh = {b->prompt, b->gen, b->depth};
+	int rc = prof_predict_arch(&e->lab, e->devs[d].id, e->dev[d], b->space_hash, s->arch_text,
+	                           &sh, &p, err);
+	if (rc == 0)
+		rc = prof_prediction_store(&e->lab, &p, s->k->genome_hash, s->k->text ? s->k->text : "",
+		                           &sh, 0, err);
+	if (rc < 0)
+		return rc;
+	*x = (ev_measured){p.ttft_ms, p.decode_ms, p.peak_rss_bytes / (1024.0 * 1024.0),
+	                   (double)b->prompt / (p.ttft_ms * 1e-3), 1e3 / p.decode_ms, 0, p.id, true,
+	                   ""};
+	return 0;
+}
+
+/* predict-measure: which slots to measure for real: the measure_top best by
+ * their predicted objectives (NSGA-II's order: front, then crowding), and
+ * every slot a device could not predict. */
+static void choose_measured(engine *e, eslot *slot, size_t n, const bool *unpredicted)
+{
+	const ev_config *c = &e->cfg;
+	int m = c->n_obj;
+	double *obj = calloc(n * (size_t)(m ? m : 1), sizeof *obj);
+	moo_point *pts = calloc(n ? n : 1, sizeof *pts);
+	int *idx = calloc(n ? n : 1, sizeof *idx), *rank = calloc(n ? n : 1, sizeof *rank),
+	    *keep = calloc(n ? n : 1, sizeof *keep);
+	double *crowd = calloc(n ? n : 1, sizeof *crowd);
+	int np = 0;
+	for (size_t i = 0; obj && pts && idx && rank && keep && crowd && i < n; i++) {
+		eslot *s = &slot[i];
+		double vals[EV_MAX_OBJ + EV_MAX_CON], viol;
+		tl_err ve = TL_ERR_INIT;
+		if (s->failed || unpredicted[i] ||
+		    metric_values(e, &s->g, s->m, s->q, vals, &viol, &ve) < 0)
+			continue;
+		for (int k = 0; k < m; k++)
+			obj[(size_t)np * (size_t)m + (size_t)k] = c->obj[k].maximize ? -vals[k] : vals[k];
+		pts[np] = (moo_point){&obj[(size_t)np * (size_t)m], viol};
+		idx[np++] = (int)i;
+	}
+	int top = c->bench.measure_top < np ? c->bench.measure_top : np;
+	if (np > 0 && moo_rank(pts, np, m, rank) >= 0) {
+		moo_crowding(pts, np, m, rank, crowd);
+		moo_select(np, rank, crowd, top, keep);
+		for (int t = 0; t < top; t++)
+			for (int d = 0; d < e->ndev; d++)
+				if (strcmp(e->dev[d], QUALITY_WORKER))
+					slot[idx[keep[t]]].measure[d] = true;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (unpredicted[i] && !slot[i].failed)
+			for (int d = 0; d < e->ndev; d++)
+				if (strcmp(e->dev[d], QUALITY_WORKER))
+					slot[i].measure[d] = true;
+	free(obj);
+	free(pts);
+	free(idx);
+	free(rank);
+	free(keep);
+	free(crowd);
+}
+
+/* A candidate that carries another's result (an elite, a genome evaluated
+ * before in the run) is ranked on the same measurements and predictions. */
+static int copy_evals(engine *e, int64_t from, int64_t to, tl_err *err)
+{
+	db_candidate_eval *ev = NULL;
+	size_t nev = 0;
+	int rc = db_candidate_evals_of(e->db, from, &ev, &nev, err);
+	for (size_t q = 0; rc == 0 && q < nev; q++)
+		rc = db_candidate_eval_set(e->db, to, ev[q].device_id, ev[q].measurement_id,
+		                           ev[q].prediction_id, ev[q].used, err);
+	free(ev);
+	return rc;
+}
+
+/* Evaluate the pending candidates of k[0..nk). Returns 1 when stopped, 0
+ * when all are done, < 0 on a database error. */
+static int eval_generation(engine *e, db_candidate *k, size_t nk, tl_err *err)
+{
+	const ev_config *c = &e->cfg;
+	int mode = c->bench.predict;
+	bool has_q = false, has_dev = false;
+	for (int d = 0; d < e->ndev; d++)
+		if (!strcmp(e->dev[d], QUALITY_WORKER))
+			has_q = true;
+		else
+			has_dev = true;
+	eslot *slot = calloc(nk ? nk : 1, sizeof *slot);
+	ejob *jobs = calloc((nk ? nk : 1) * (size_t)(e->ndev ? e->ndev : 1), sizeof *jobs);
+	bool *unpred = calloc(nk ? nk : 1, sizeof *unpred);
+	if (slot == NULL || jobs == NULL || unpred == NULL) {
+		free(slot);
+		free(jobs);
+		free(unpred);
 		return tl_err_set(err, TL_ENOMEM, "run: out of memory");
+	}
+	size_t n = 0;
 	int rc = 0;
+	/* 1. the slots: copies of earlier results, parse and decode the rest */
 	for (size_t i = 0; i < nk && rc >= 0; i++) {
 		if (strcmp(k[i].status, "pending") && strcmp(k[i].status, "evaluating"))
 			continue;
-		/* a genome the run evaluated before: its result (no measurement) */
 		db_candidate prev;
 		bool found = false;
 		if ((rc = db_candidate_find_done(e->db, e->run_id, k[i].genome_hash, &prev, &found,
@@ -449,17 +609,22 @@ static int eval_parallel(engine *e, db_candidate *k, size_t nk, tl_err *err)
 		if (found) {
 			rc = db_candidate_set_result(e->db, k[i].id, "done", prev.objectives, prev.feasible,
 			                             prev.violation, NULL, err);
+			if (rc == 0)
+				rc = copy_evals(e, prev.id, k[i].id, err);
 			free(prev.text);
 			free(prev.objectives);
 			e->prog.done++;
 			continue;
 		}
-		pslot *s = &sh.slot[sh.n++];
+		eslot *s = &slot[n++];
 		s->k = &k[i];
 		s->left = e->ndev;
 		tl_err pe = TL_ERR_INIT;
 		s->parsed = genome_parse(&s->g, k[i].text ? k[i].text : "", "candidate", &pe) == 0;
-		if (!s->parsed) {
+		if (s->parsed && genome_decode(e->arch, &s->g, &pe) == 0 &&
+		    (s->arch_text = genome_arch_describe(e->arch)) == NULL)
+			tl_err_set(&pe, TL_ENOMEM, "evaluate: out of memory");
+		if (s->arch_text == NULL) {
 			s->failed = true;
 			tl_strlcpy(s->error, pe.msg, sizeof s->error);
 		}
@@ -467,68 +632,217 @@ static int eval_parallel(engine *e, db_candidate *k, size_t nk, tl_err *err)
 		                                  err)) < 0)
 			break;
 	}
-	if (rc < 0) {
-		free(sh.slot);
-		return rc;
-	}
+	e->gen_n = (int)n;
+	memset(e->done_dev, 0, sizeof e->done_dev);
+	if (rc < 0)
+		goto out;
 	report(e);
-	pthread_mutex_init(&sh.mu, NULL);
-	e->mu = &sh.mu;
-	pthread_t th[EV_MAX_DEV];
-	pworker w[EV_MAX_DEV];
-	int started = 0;
-	for (int d = 0; d < e->ndev; d++) {
-		w[d] = (pworker){&sh, d};
-		if (pthread_create(&th[d], NULL, pworker_main, &w[d]) != 0) {
-			pthread_mutex_lock(&sh.mu);
-			sh.stop = true; /* the others end; the run is resumable */
-			if (sh.rc == 0)
-				sh.rc = tl_err_set(&sh.err, TL_ENOMEM, "run: cannot start a device worker");
-			pthread_mutex_unlock(&sh.mu);
-			break;
+	/* 2. predictions first (predict, predict-measure), and for predict-measure
+	 * the quality too: the choice of what to measure needs every objective */
+	if (mode != EV_EVAL_MEASURE && has_dev) {
+		for (size_t i = 0; i < n; i++) {
+			eslot *s = &slot[i];
+			if (stop_requested(e, err))
+				break;
+			if (mode == EV_EVAL_PREDICT_MEASURE && has_q && !s->failed) {
+				tl_err qe = TL_ERR_INIT;
+				if (quality_values(e, &s->g, s->k->genome_hash, s->q, &qe) < 0) {
+					s->failed = true;
+					tl_strlcpy(s->error, qe.msg, sizeof s->error);
+				}
+				s->left--;
+			}
+			for (int d = 0; d < e->ndev && !s->failed; d++) {
+				if (!strcmp(e->dev[d], QUALITY_WORKER))
+					continue;
+				tl_err pe = TL_ERR_INIT;
+				if (predict_on(e, s, d, &pe) < 0) {
+					if (mode == EV_EVAL_PREDICT || pe.code != TL_EINVAL) {
+						s->failed = true;
+						tl_strlcpy(s->error, pe.msg, sizeof s->error);
+					} else {
+						unpred[i] = true; /* outside the table: measured */
+					}
+				}
+			}
 		}
-		started++;
+		if (e->stop) {
+			rc = 1;
+			goto out;
+		}
+		if (mode == EV_EVAL_PREDICT_MEASURE)
+			choose_measured(e, slot, n, unpred);
+	} else if (has_dev) {
+		for (size_t i = 0; i < n; i++)
+			for (int d = 0; d < e->ndev; d++)
+				slot[i].measure[d] = strcmp(e->dev[d], QUALITY_WORKER) != 0;
 	}
-	for (int d = 0; d < started; d++)
-		pthread_join(th[d], NULL);
-	e->mu = NULL;
-	pthread_mutex_destroy(&sh.mu);
-	if (sh.rc < 0) {
-		tl_err_set(err, sh.err.code ? sh.err.code : TL_EDB, "%s", sh.err.msg);
-		rc = sh.rc;
-	} else {
-		rc = sh.stop ? 1 : 0;
+	/* 3. the measurements, fed to the pool; the rest of the slots' values */
+	bool any = false;
+	for (size_t i = 0; i < n && has_dev; i++)
+		for (int d = 0; d < e->ndev; d++)
+			any = any || slot[i].measure[d];
+	if (any && (rc = pool_ensure(e, err)) < 0)
+		goto out;
+	/* (every count settled before the first job can end) */
+	for (size_t i = 0; i < n; i++)
+		for (int d = 0; d < e->ndev; d++)
+			if (strcmp(e->dev[d], QUALITY_WORKER) && (!slot[i].measure[d] || slot[i].failed))
+				slot[i].left--; /* predicted (or failed): no job */
+	size_t nj = 0;
+	for (size_t i = 0; i < n; i++) {
+		eslot *s = &slot[i];
+		for (int d = 0; d < e->ndev && !s->failed; d++) {
+			if (!strcmp(e->dev[d], QUALITY_WORKER) || !s->measure[d])
+				continue;
+			jobs[nj] = (ejob){e, s, d, false, false, TL_ERR_INIT};
+			if ((rc = dev_pool_submit(e->pool, &jobs[nj], e->devs[d].id, err)) < 0)
+				goto wait;
+			nj++;
+		}
 	}
-	free(sh.slot);
+	/* quality on this thread while the devices work */
+	for (size_t i = 0; i < n; i++) {
+		eslot *s = &slot[i];
+		pthread_mutex_lock(e->mu);
+		bool stop = stop_requested(e, err) || e->rc < 0;
+		bool need = has_q && !(mode == EV_EVAL_PREDICT_MEASURE && has_dev) && !s->failed;
+		pthread_mutex_unlock(e->mu);
+		if (stop)
+			break;
+		tl_err qe = TL_ERR_INIT;
+		if (need)
+			quality_values(e, &s->g, s->k->genome_hash, s->q, &qe);
+		pthread_mutex_lock(e->mu);
+		if (has_q && !(mode == EV_EVAL_PREDICT_MEASURE && has_dev)) {
+			for (int d = 0; d < e->ndev; d++)
+				if (!strcmp(e->dev[d], QUALITY_WORKER))
+					queue_done(e, d);
+			slot_value(e, s, qe.code ? &qe : NULL);
+		} else if (s->left == 0 && !s->finished) {
+			slot_finish(e, s);
+		}
+		pthread_mutex_unlock(e->mu);
+	}
+wait:
+	if (e->pool)
+		dev_pool_wait(e->pool);
+	/* slots whose values all came without a job (all failed early) */
+	pthread_mutex_lock(e->mu);
+	for (size_t i = 0; i < n && !e->stop && e->rc == 0 && rc == 0; i++)
+		if (!slot[i].finished && slot[i].left == 0)
+			slot_finish(e, &slot[i]);
+	pthread_mutex_unlock(e->mu);
+	if (rc == 0 && e->rc < 0) {
+		rc = e->rc;
+		*err = e->err;
+	}
+	if (rc == 0 && e->stop)
+		rc = 1;
+out:
+	for (size_t i = 0; i < n; i++)
+		free(slot[i].arch_text);
+	free(slot);
+	free(jobs);
+	free(unpred);
 	return rc;
 }
 
 /* ---- the canary ------------------------------------------------------------------ */
 
+/* Measure the canary on device d now, through the pool. */
+static int canary_measure(engine *e, int d, ev_measured *m, tl_err *err)
+{
+	ejob j = {e, NULL, d, false, false, TL_ERR_INIT};
+	int rc = pool_ensure(e, err);
+	if (rc == 0)
+		rc = dev_pool_submit(e->pool, &j, e->devs[d].id, err);
+	if (rc < 0)
+		return rc;
+	dev_pool_wait(e->pool);
+	if (!j.ran)
+		return tl_err_set(err, TL_EFAIL, "not run (stopped)");
+	if (!j.ok) {
+		*err = j.err;
+		return err->code ? err->code : TL_EFAIL;
+	}
+	*m = e->canary_m;
+	return 0;
+}
+
+/* At a run's first canary on a device, its history (runs before this one,
+ * same canary genome and harness build): the median decode latency of the
+ * last five; a shift beyond canary_drift is a warn event (canary.shift). */
+static int canary_history_check(engine *e, int d, const char *chash, const ev_measured *m,
+                                tl_err *err)
+{
+	db_canary *h = NULL;
+	size_t nh = 0;
+	int rc = db_canary_history(e->db, e->devs[d].id, chash, 0, &h, &nh, err);
+	if (rc < 0)
+		return rc;
+	double v[5];
+	int nv = 0;
+	for (size_t i = nh; i-- > 0 && nv < 5;)
+		if (h[i].run_id != e->run_id && !strcmp(h[i].build_hash, m->build_hash) &&
+		    isfinite(h[i].decode_ms))
+			v[nv++] = h[i].decode_ms;
+	free(h);
+	if (nv == 0)
+		return 0;
+	for (int i = 1; i < nv; i++) /* insertion sort: the median */
+		for (int j2 = i; j2 > 0 && v[j2] < v[j2 - 1]; j2--) {
+			double t = v[j2];
+			v[j2] = v[j2 - 1];
+			v[j2 - 1] = t;
+		}
+	double med = nv % 2 ? v[nv / 2] : 0.5 * (v[nv / 2 - 1] + v[nv / 2]);
+	double shift = (m->decode_ms - med) / med;
+	char msg[400], data[256];
+	bool beyond = fabs(shift) > e->cfg.canary_drift;
+	snprintf(msg, sizeof msg, "canary on %s: decode %.4g ms, %+.1f%% from the device's history "
+	         "(median %.4g ms of its last %d run%s with this canary and build)%s", e->dev[d],
+	         m->decode_ms, 100 * shift, med, nv, nv == 1 ? "" : "s",
+	         beyond ? ": beyond the threshold, this run's device figures may not compare with "
+	                  "those runs'" : "");
+	snprintf(data, sizeof data, "{\"device\":\"%s\",\"decode_ms\":%.6g,\"history_median_ms\":%.6g,"
+	         "\"history_runs\":%d,\"shift\":%.6g}", e->devs[d].name, m->decode_ms, med, nv, shift);
+	rc = db_event_add(e->db, e->run_id, e->devs[d].id, beyond ? "warn" : "info",
+	                  beyond ? "canary.shift" : "canary.history", msg, data, err);
+	tl_strlcpy(e->last, msg, sizeof e->last);
+	report(e);
+	return rc;
+}
+
 /* At the start of the run and every canary_every generations, measure the
  * config's canary genome on every device (not the quality worker). Each
  * measurement is an event (kind canary, or canary.drift when the decode
- * latency moved more than canary_drift from the device's first canary,
- * canary.failed when it could not be measured) with its figures as data; a
- * generation's canary is measured once, also across resumes. */
+ * latency moved more than canary_drift from the device's first canary in
+ * this run, canary.failed when it could not be measured) with its figures
+ * as data, and a row of the device's canary history (canaries); a
+ * generation's canary is measured once, also across resumes. The first
+ * canary of a run is compared with the device's history. */
 static int canary(engine *e, int64_t gen, tl_err *err)
 {
 	const ev_config *c = &e->cfg;
-	if (c->canary == NULL || gen % c->canary_every != 0 || e->ops->measure == NULL)
+	if (c->canary == NULL || gen % c->canary_every != 0 || c->bench.predict == EV_EVAL_PREDICT)
 		return 0;
 	char **ev = NULL;
 	size_t nev = 0;
 	int rc = db_run_events_data(e->db, e->run_id, "canary", &ev, &nev, err);
 	if (rc < 0)
 		return rc;
-	genome g;
 	tl_err pe = TL_ERR_INIT;
-	char *arch_text = NULL;
-	if (genome_parse(&g, c->canary, "canary", &pe) < 0 || genome_decode(e->arch, &g, &pe) < 0 ||
-	    (arch_text = genome_arch_describe(e->arch)) == NULL) {
+	if (genome_parse(&e->canary_g, c->canary, "canary", &pe) < 0 ||
+	    genome_decode(e->arch, &e->canary_g, &pe) < 0 ||
+	    (e->canary_text = genome_arch_describe(e->arch)) == NULL) {
 		db_strings_free(ev, nev);
 		return tl_err_set(err, TL_EINVAL, "canary: %s", pe.msg[0] ? pe.msg : "out of memory");
 	}
+	char chash[65];
+	tl_sha256_hex(e->canary_text, strlen(e->canary_text), chash);
+	if (!e->ops->measure && (rc = db_genome_ensure(e->db, chash, c->canary, -1, err)) < 0)
+		goto out;
 	for (int d = 0; d < e->ndev && rc == 0; d++) {
 		if (!strcmp(e->dev[d], QUALITY_WORKER))
 			continue;
@@ -557,7 +871,7 @@ static int canary(engine *e, int64_t gen, tl_err *err)
 		cJSON_AddStringToObject(data, "device", e->dev[d]);
 		const char *level = "info", *kind = "canary";
 		char msg[400];
-		if (e->ops->measure(e->ops->ctx, e->dev[d], &g, arch_text, &c->bench, &m, &me) < 0) {
+		if (canary_measure(e, d, &m, &me) < 0) {
 			level = "warn";
 			kind = "canary.failed";
 			snprintf(msg, sizeof msg, "canary on %s: not measured: %.300s", e->dev[d], me.msg);
@@ -565,6 +879,8 @@ static int canary(engine *e, int64_t gen, tl_err *err)
 			cJSON_AddNumberToObject(data, "decode_ms", m.decode_ms);
 			cJSON_AddNumberToObject(data, "ttft_ms", m.ttft_ms);
 			cJSON_AddNumberToObject(data, "peak_rss_mb", m.peak_rss_mb);
+			if (m.measurement_id)
+				cJSON_AddNumberToObject(data, "measurement_id", (double)m.measurement_id);
 			double drift = isnan(base) ? 0.0 : (m.decode_ms - base) / base;
 			cJSON_AddNumberToObject(data, "baseline_decode_ms", isnan(base) ? m.decode_ms : base);
 			cJSON_AddNumberToObject(data, "drift", drift);
@@ -586,8 +902,30 @@ static int canary(engine *e, int64_t gen, tl_err *err)
 		cJSON_free(dj);
 		tl_strlcpy(e->last, msg, sizeof e->last);
 		report(e);
+		if (rc == 0 && !strcmp(kind, "canary.failed"))
+			continue;
+		if (rc == 0 && !e->ops->measure) {
+			/* the device's history across runs */
+			if (isnan(base))
+				rc = canary_history_check(e, d, chash, &m, err);
+			db_canary row;
+			memset(&row, 0, sizeof row);
+			row.device_id = e->devs[d].id;
+			tl_strlcpy(row.canary_hash, chash, sizeof row.canary_hash);
+			tl_strlcpy(row.build_hash, m.build_hash, sizeof row.build_hash);
+			row.run_id = e->run_id;
+			row.generation = gen;
+			row.measurement_id = m.measurement_id;
+			row.decode_ms = m.decode_ms;
+			row.ttft_ms = m.ttft_ms;
+			row.peak_rss_mb = m.peak_rss_mb;
+			if (rc == 0)
+				rc = db_canary_add(e->db, &row, NULL, err);
+		}
 	}
-	free(arch_text);
+out:
+	free(e->canary_text);
+	e->canary_text = NULL;
 	db_strings_free(ev, nev);
 	return rc;
 }
@@ -948,10 +1286,13 @@ static int finish_generation(engine *e, int64_t gen, bool *run_done, tl_err *err
 	if (!last) {
 		for (int i = 0; i < N && rc >= 0; i++) {
 			const db_candidate *k = &p.k[p.idx[keep[i]]];
+			int64_t id = 0;
 			rc = db_candidate_add(e->db, e->run_id, gen + 1, k->genome_hash, k->text, -1, NULL,
 			                      k->id, 0,
-			                      "elite", "done", k->objectives, k->feasible, k->violation, NULL,
+			                      "elite", "done", k->objectives, k->feasible, k->violation, &id,
 			                      err);
+			if (rc >= 0)
+				rc = copy_evals(e, k->id, id, err);
 		}
 		if (rc >= 0)
 			rc = insert_children(e, gen + 1, kids, nk, err);
@@ -1024,6 +1365,11 @@ int ev_run_drive(db_conn *db, int64_t run_id, const ev_ops *ops, bool *finished,
 		ev_config_free(&e.cfg);
 		return tl_err_set(err, TL_ENOMEM, "run: out of memory");
 	}
+	pthread_mutex_init(&e.mu_store, NULL);
+	e.mu = &e.mu_store;
+	e.lab = (prof_lab){e.mu, db};
+	if ((rc = devices_load(&e, err)) < 0)
+		goto out;
 	/* a resumed run retries the failed evaluations of its current generation */
 	if ((rc = db_run_get(db, run_id, &r, err)) < 0)
 		goto out;
@@ -1069,33 +1415,16 @@ int ev_run_drive(db_conn *db, int64_t run_id, const ev_ops *ops, bool *finished,
 			if (strcmp(k[i].status, "pending") && strcmp(k[i].status, "evaluating"))
 				e.prog.done++;
 		report(&e);
-		if (e.ndev > 1) {
-			int prc = eval_parallel(&e, k, nk, err);
+		int prc = eval_generation(&e, k, nk, err);
+		if (prc < 0) {
 			db_candidates_free(k, nk);
-			if (prc < 0) {
-				rc = prc;
-				goto out;
-			}
-			if (prc == 1) {
-				rc = db_run_set_status(db, run_id, "stopped", NULL, 0, NULL, err);
-				goto out;
-			}
-			nk = 0;
-			k = NULL;
+			rc = prc;
+			goto out;
 		}
-		for (size_t i = 0; i < nk && rc >= 0; i++) {
-			if (strcmp(k[i].status, "pending") && strcmp(k[i].status, "evaluating"))
-				continue;
-			if (stop_requested(&e, err)) {
-				db_candidates_free(k, nk);
-				rc = db_run_set_status(db, run_id, "stopped", NULL, 0, NULL, err);
-				goto out;
-			}
-			rc = eval_candidate(&e, &k[i], err);
-			if (rc >= 0)
-				rc = db_run_heartbeat(db, run_id, err);
-			e.prog.done++;
-			report(&e);
+		if (prc == 1) {
+			db_candidates_free(k, nk);
+			rc = db_run_set_status(db, run_id, "stopped", NULL, 0, NULL, err);
+			goto out;
 		}
 		db_candidates_free(k, nk);
 		if (rc < 0)
@@ -1116,6 +1445,8 @@ out:
 		tl_err ignore = TL_ERR_INIT;
 		db_run_set_status(db, run_id, "failed", err->msg, 0, NULL, &ignore);
 	}
+	dev_pool_free(e.pool);
+	pthread_mutex_destroy(&e.mu_store);
 	free(e.arch);
 	ev_config_free(&e.cfg);
 	return rc;

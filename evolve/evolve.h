@@ -23,8 +23,12 @@
  * `mad`; any name the `command` returns), analytic ones computed from the genome
  * (params, params_nonembed, kv_bytes_per_token, state_bytes, cache_bytes,
  * flops_per_token, flops_prefill_per_token, flops_decode_per_token), device
- * ones measured by the caller's ev_ops.measure (NAME@DEVICE with NAME one
- * of ttft_ms, decode_ms, peak_rss_mb, prefill_tok_s, decode_tok_s).
+ * ones (NAME@DEVICE with NAME one of ttft_ms, decode_ms, peak_rss_mb,
+ * prefill_tok_s, decode_tok_s: ev_device_value) measured through
+ * profiler/measure.h on the run's device pool (devices/pool.c, one worker
+ * per device, the only scheduler) or predicted from the devices' operator
+ * tables; every measurement and prediction is stored and candidate_evals
+ * links each candidate to what it was ranked on.
  */
 #ifndef EVOLVE_H
 #define EVOLVE_H
@@ -81,6 +85,8 @@ typedef struct ev_constraint {
 	double max, min;          /* NaN: no bound on that side                   */
 } ev_constraint;
 
+enum { EV_EVAL_MEASURE = 0, EV_EVAL_PREDICT = 1, EV_EVAL_PREDICT_MEASURE = 2 };
+
 /* The harness settings of device metrics. */
 typedef struct ev_bench {
 	int prompt, gen, depth, threads, repeat;
@@ -91,10 +97,14 @@ typedef struct ev_bench {
 	 * then use the protocol's defaults on lab devices and the in-process
 	 * harness on local). Its shapes are not used: prompt/gen/depth are. */
 	char protocol[2048];
-	/* evaluation "predict": device metrics come from the device's operator
-	 * table (profiler/optable.h) instead of a measurement; space_hash names
-	 * the space whose table is preferred */
+	/* evaluation (docs/config.md): EV_EVAL_PREDICT: device metrics come
+	 * from the device's operator table (profiler/optable.h) instead of a
+	 * measurement; EV_EVAL_PREDICT_MEASURE: every candidate predicted, the
+	 * measure_top best of a generation by their predicted objectives (and
+	 * any the table cannot predict) measured, measured values used where
+	 * they exist. space_hash names the space whose table is preferred. */
 	int predict;
+	int measure_top;
 	char space_hash[65];
 } ev_bench;
 
@@ -148,7 +158,15 @@ int ev_quality_eval(const ev_config *c, const genome *g, double *vals, tl_err *e
 /* What a device measurement gives. */
 typedef struct ev_measured {
 	double ttft_ms, decode_ms, peak_rss_mb, prefill_tok_s, decode_tok_s;
+	int64_t measurement_id;   /* its measurements row, 0: none (a seam's)     */
+	int64_t prediction_id;    /* its predictions row, 0: none                 */
+	bool predicted;           /* the values are a prediction                  */
+	char build_hash[65];      /* the harness build, "" unknown                */
 } ev_measured;
+
+/* The value of device metric `base` (ttft_ms, decode_ms, peak_rss_mb,
+ * prefill_tok_s, decode_tok_s) in x; NaN for another name. */
+double ev_device_value(const char *base, const ev_measured *x);
 
 typedef struct ev_progress {
 	int64_t run_id;
@@ -162,9 +180,11 @@ typedef struct ev_progress {
 } ev_progress;
 
 typedef struct ev_ops {
-	/* Measure the genome on a device with the bench settings; return 0 or a
-	 * negative code with err set (the candidate is recorded as failed with
-	 * that message, the run goes on). */
+	/* A test's seam, NULL in tailor: measure (or, under evaluation predict,
+	 * predict) the genome on a device with the bench settings; return 0 or
+	 * a negative code with err set (the candidate is recorded as failed
+	 * with that message, the run goes on). Its devices need not be
+	 * registered: the pool gets stand-ins, without locks. */
 	int (*measure)(void *ctx, const char *device, const genome *g, const char *arch_text,
 	               const ev_bench *b, ev_measured *out, tl_err *err);
 	/* Progress after each evaluation and generation (may be NULL). */

@@ -63,7 +63,7 @@ static int measure(void *vc, const char *device, const genome *g, const char *ar
 	double v = value_of(g, d);
 	if (g->d_model == 96 && g->n_layers == 2) /* the canary below */
 		v *= 1.0 + 0.06 * (c->canary_n++ / 2);
-	*out = (ev_measured){v * 10, v, 5 + v, 100 / v, 1000 / v};
+	*out = (ev_measured){v * 10, v, 5 + v, 100 / v, 1000 / v, 0, 0, false, ""};
 	return 0;
 }
 
