@@ -382,8 +382,11 @@ static int ejob_run(void *ctx, dev_session **session, const db_device *dev, void
 	j->ok = rc == 0;
 	j->err = err;
 	if (s) {
-		if (rc == 0)
+		if (rc == 0) { /* predict-measure: the prediction stays linked */
+			int64_t pid = s->m[j->d].prediction_id;
 			s->m[j->d] = m;
+			s->m[j->d].prediction_id = pid;
+		}
 		queue_done(e, j->d);
 		slot_value(e, s, rc < 0 ? &err : NULL);
 	} else {

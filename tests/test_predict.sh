@@ -9,6 +9,8 @@
 #    the table with one line, refuses a genome of another space;
 #  - `tailor predict --validate` measures 2 genomes at both shapes, prints the
 #    accuracy table, and stores 4 predictions linked to their measurements;
+#  - evaluation predict-measure measures only the best of each generation,
+#    ranks those on their measurements and the rest on their predictions;
 #  - usage errors exit 2 with one line; a device without a table exits 1
 #    with one line that says how to make one.
 set -u
@@ -115,6 +117,31 @@ np1=$(q "SELECT count(*) FROM predictions")
 nm1=$(q "SELECT count(*) FROM measurements")
 if [ "$nm1" = "$nm0" ] && [ "$((np1 - np0))" -ge 12 ]; then ok; else
 	fail "evaluation predict: $((np1 - np0)) predictions, $((nm1 - nm0)) measurements added"; fi
+
+# predict-measure: every candidate predicted, the 2 best of each generation
+# (and any the table cannot predict) measured; each candidate is ranked on
+# the measurement where there is one (its objectives are that row's figures)
+cat >"$tmp/pm.json" <<JSON
+{"name": "pm", "space": "$SPACE", "mode": "nsga2", "population": 8, "generations": 2,
+ "seed": 4, "evaluation": {"mode": "predict-measure", "measure_top": 2},
+ "objectives": [{"metric": "params", "direction": "max"},
+                {"metric": "decode_ms@local", "direction": "min"}],
+ "devices": ["local"], "bench": {"prompt": 8, "gen": 4, "depth": 32, "threads": 1}}
+JSON
+nm0=$(q "SELECT count(*) FROM measurements")
+run_expect 0 -1 "frontier" -- "$TAILOR" --db "$DB" run start "$tmp/pm.json"
+run=$(q "SELECT max(id) FROM runs")
+nm1=$(q "SELECT count(*) FROM measurements")
+nmeas=$(q "SELECT count(DISTINCT e.measurement_id) FROM candidate_evals e JOIN candidates c ON c.id = e.candidate_id WHERE c.run_id = $run AND e.used = 'measured'")
+npred=$(q "SELECT count(*) FROM candidate_evals e JOIN candidates c ON c.id = e.candidate_id WHERE c.run_id = $run AND e.used = 'predicted' AND e.prediction_id IS NOT NULL")
+nbad=$(q "SELECT count(*) FROM candidate_evals e JOIN candidates c ON c.id = e.candidate_id JOIN measurements m ON m.id = e.measurement_id WHERE c.run_id = $run AND e.used = 'measured' AND json_extract(c.objectives, '\$.\"decode_ms@local\"') != m.decode_ms_p50")
+npvm=$(q "SELECT count(*) FROM predicted_vs_measured WHERE run_id = $run")
+if [ "$nmeas" -ge 4 ] && [ "$nmeas" -le 8 ] && [ "$((nm1 - nm0))" = "$nmeas" ] && [ "$npred" -ge 4 ] &&
+	[ "$nbad" = 0 ] && [ "$npvm" -ge 4 ]; then ok; else
+	fail "predict-measure: $nmeas measured ($((nm1 - nm0)) added), $npred predicted, $nbad ranked off their measurement, $npvm predicted-vs-measured rows"; fi
+sed -i 's/"measure_top": 2/"measure_top": 0/' "$tmp/pm.json"
+run_expect 1 1 "measure_top" -- "$TAILOR" --db "$DB" run start "$tmp/pm.json"
+
 sed -i 's/"predict"/"guess"/' "$tmp/search.json"
 run_expect 1 1 "guess" -- "$TAILOR" --db "$DB" run start "$tmp/search.json"
 
