@@ -17,9 +17,7 @@
 #include "db.h"
 #include "dev.h"
 #include "genome.h"
-#include "op_emit.h"
 #include "measure.h"
-#include "protocol.h"
 #include "tailor_config.h"
 
 #include <cjson/cJSON.h>
@@ -702,8 +700,7 @@ static int probe_one(db_conn *db, db_device *d, bool bandwidth, double timeout)
 	tl_err err = TL_ERR_INIT;
 	dev_session *s = NULL;
 	dev_lock *lock = NULL;
-	char *facts = NULL, *cmd = NULL;
-	char wd[DEV_PATH_MAX] = "";
+	char *facts = NULL;
 	int rc = dev_lock_acquire(&lock, d, 600, &err);
 	if (rc == 0)
 		rc = dev_session_open(&s, d, &err);
@@ -720,57 +717,12 @@ static int probe_one(db_conn *db, db_device *d, bool bandwidth, double timeout)
 		goto out;
 	}
 	if (bandwidth) {
-		char hash[65];
-		prof_failure stage;
-		dev_exec_result r;
-		memset(&r, 0, sizeof r);
-		rc = prof_harness_put(s, NULL, false, NULL, wd, sizeof wd, hash, &stage, &err);
-		if (rc == 0)
-			rc = dev_prefix_append(&cmd, d->run_prefix, &err);
-		if (rc == 0)
-			rc = dev_shell_append(&cmd, "./" OP_EMIT_BINARY, &err);
-		if (rc == 0)
-			rc = dev_shell_append(&cmd, "--probe", &err);
-		if (rc == 0 && d->threads) {
-			char t[16];
-			snprintf(t, sizeof t, "%d", d->threads);
-			if ((rc = dev_shell_append(&cmd, "--threads", &err)) == 0)
-				rc = dev_shell_append(&cmd, t, &err);
-		}
-		if (rc == 0)
-			rc = dev_exec(s, wd, cmd, timeout, &r, &err);
-		if (rc == 0 && r.status != 0)
-			rc = tl_err_set(&err, TL_EFAIL,
-			                "probe: %s: the bandwidth probe exited with status "
-			                "%d: %.200s",
-			                d->name, r.status, r.err);
-		cJSON *bj = rc == 0 ? cJSON_Parse(r.out) : NULL;
-		if (rc == 0 && bj == NULL)
-			rc = tl_err_set(&err, TL_EPARSE,
-			                "probe: %s: the bandwidth probe printed no JSON: "
-			                "'%.60s'",
-			                d->name, r.out);
-		if (bj) {
-			static const char *const keep[] = {"read_gbs",     "copy_gbs", "fma_gflops",
-			                                   "dot_gops",     "isa",      "threads",
-			                                   "buffer_bytes", "llc_bytes"};
-			cJSON *b = cJSON_CreateObject();
-			for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
-				cJSON *v = cJSON_GetObjectItemCaseSensitive(bj, keep[i]);
-				if (v)
-					cJSON_AddItemToObject(b, keep[i], cJSON_Duplicate(v, 1));
-			}
-			cJSON_AddStringToObject(b, "build_id", hash);
-			cJSON_AddItemToObject(fj, "bandwidth", b);
-			cJSON_Delete(bj);
-		}
-		dev_exec_result_free(&r);
-		if (wd[0] && dev_session_alive(s))
-			dev_workdir_remove(s, wd, rc < 0 ? NULL : &err);
-		if (rc < 0) {
+		cJSON *b = NULL;
+		if ((rc = prof_bandwidth_probe(s, d, timeout, &b, &err)) < 0) {
 			cJSON_Delete(fj);
 			goto out;
 		}
+		cJSON_AddItemToObject(fj, "bandwidth", b);
 	}
 	char *merged = cJSON_PrintUnformatted(fj);
 	const cJSON *arch = cJSON_GetObjectItemCaseSensitive(fj, "arch");
@@ -801,7 +753,6 @@ static int probe_one(db_conn *db, db_device *d, bool bandwidth, double timeout)
 	free(merged);
 	cJSON_Delete(fj);
 out:
-	free(cmd);
 	free(facts);
 	dev_session_close(s);
 	dev_lock_release(lock);

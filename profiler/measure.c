@@ -957,3 +957,57 @@ int prof_prediction_store(prof_lab *lab, prof_prediction *p, const char *arch_ha
 	pthread_mutex_unlock(lab->mu);
 	return rc;
 }
+
+/* ---- the bandwidth probe ---------------------------------------------------------------- */
+
+int prof_bandwidth_probe(dev_session *s, const db_device *d, double timeout_s, cJSON **out,
+                         tl_err *err)
+{
+	char hash[65], wd[DEV_PATH_MAX] = "";
+	char *cmd = NULL;
+	prof_failure stage;
+	dev_exec_result r;
+	memset(&r, 0, sizeof r);
+	*out = NULL;
+	int rc = prof_harness_put(s, NULL, false, NULL, wd, sizeof wd, hash, &stage, err);
+	if (rc == 0)
+		rc = dev_prefix_append(&cmd, d->run_prefix, err);
+	if (rc == 0)
+		rc = dev_shell_append(&cmd, "./" OP_EMIT_BINARY, err);
+	if (rc == 0)
+		rc = dev_shell_append(&cmd, "--probe", err);
+	if (rc == 0 && d->threads) {
+		char t[16];
+		snprintf(t, sizeof t, "%d", d->threads);
+		if ((rc = dev_shell_append(&cmd, "--threads", err)) == 0)
+			rc = dev_shell_append(&cmd, t, err);
+	}
+	if (rc == 0)
+		rc = dev_exec(s, wd, cmd, timeout_s, &r, err);
+	if (rc == 0 && r.status != 0)
+		rc = tl_err_set(err, TL_EFAIL, "probe: %s: the bandwidth probe exited with status %d: %.200s",
+		                d->name, r.status, r.err);
+	cJSON *bj = rc == 0 ? cJSON_Parse(r.out) : NULL;
+	if (rc == 0 && bj == NULL)
+		rc = tl_err_set(err, TL_EPARSE, "probe: %s: the bandwidth probe printed no JSON: '%.60s'",
+		                d->name, r.out);
+	if (bj) {
+		static const char *const keep[] = {"read_gbs",     "copy_gbs", "fma_gflops",
+		                                   "dot_gops",     "isa",      "threads",
+		                                   "buffer_bytes", "llc_bytes"};
+		cJSON *b = cJSON_CreateObject();
+		for (size_t i = 0; b && i < sizeof keep / sizeof keep[0]; i++) {
+			cJSON *v = cJSON_GetObjectItemCaseSensitive(bj, keep[i]);
+			if (v)
+				cJSON_AddItemToObject(b, keep[i], cJSON_Duplicate(v, 1));
+		}
+		cJSON_AddStringToObject(b, "build_id", hash);
+		cJSON_Delete(bj);
+		*out = b;
+	}
+	dev_exec_result_free(&r);
+	free(cmd);
+	if (wd[0] && dev_session_alive(s))
+		dev_workdir_remove(s, wd, rc < 0 ? NULL : err);
+	return rc;
+}

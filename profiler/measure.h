@@ -179,6 +179,11 @@ int prof_device_protocol(prof_protocol *p, const db_device *d, tl_err *err);
  * never used). */
 int prof_device_protocol_text(char *out, size_t n, const char *json, bool *shapes, tl_err *err);
 
+/* The harness's --probe on the device (read and copy bandwidth, FMA and
+ * int8-dot peaks): *out the kept figures with the build id (cJSON_Delete). */
+int prof_bandwidth_probe(dev_session *s, const db_device *d, double timeout_s, struct cJSON **out,
+                         tl_err *err);
+
 /* ---- predictions ------------------------------------------------------------ */
 
 typedef struct prof_prediction {
