@@ -54,10 +54,6 @@ int cli_load_genome(struct genome *g, const char *arg, tl_err *err);
  * TL_EINVAL from the decoder, TL_ENOMEM (cli/genome_arg.c). */
 int cli_genome_arch_text(char **text, char hash[65], const struct genome *g, tl_err *err);
 
-/* A new temporary file under $TMPDIR (else /tmp) named <prefix>-XXXXXX
- * holding `content`; its path in path[n]. Nothing is left behind on
- * failure: TL_EIO naming the file (cli/util.c). The caller unlinks it. */
-int cli_temp_file(char *path, size_t n, const char *prefix, const char *content, tl_err *err);
 
 /* `tailor bench GENOME --device NAME...` (cli/cmd_device.c): each device
  * measured through profiler/measure.h (built for its toolchain or on the

@@ -14,28 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-int cli_temp_file(char *path, size_t n, const char *prefix, const char *content, tl_err *err)
-{
-	const char *tmp = getenv("TMPDIR");
-	snprintf(path, n, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix);
-	int fd = mkstemp(path);
-	if (fd < 0)
-		return tl_err_setsub(err, TL_EIO, errno, "temporary file in %s: %s (set TMPDIR to a "
-		                     "writable directory)", tmp && *tmp ? tmp : "/tmp", strerror(errno));
-	size_t len = strlen(content);
-	bool wrote = write(fd, content, len) == (ssize_t)len;
-	int e = errno;
-	if (close(fd) != 0 && wrote) {
-		wrote = false;
-		e = errno;
-	}
-	if (!wrote) {
-		unlink(path);
-		return tl_err_setsub(err, TL_EIO, e, "%s: write failed: %s", path, strerror(e));
-	}
-	return 0;
-}
-
 int cli_usage(const char *cmd, const char *fmt, ...)
 {
 	char msg[512];

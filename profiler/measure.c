@@ -62,28 +62,6 @@ static int rm_rf_local(const char *dir)
 	return rc;
 }
 
-/* A temporary file holding text (for arch.txt), its path in path. */
-static int temp_text(char *path, size_t n, const char *text, tl_err *err)
-{
-	const char *dir = getenv("TMPDIR");
-	snprintf(path, n, "%s/tailor-arch-XXXXXX", dir && *dir ? dir : "/tmp");
-	int fd = mkstemp(path);
-	if (fd < 0)
-		return tl_err_set(err, TL_EIO, "cannot make a temporary file %s", path);
-	size_t len = strlen(text), off = 0;
-	while (off < len) {
-		ssize_t w = write(fd, text + off, len - off);
-		if (w <= 0) {
-			close(fd);
-			unlink(path);
-			return tl_err_set(err, TL_EIO, "cannot write %s", path);
-		}
-		off += (size_t)w;
-	}
-	close(fd);
-	return 0;
-}
-
 int prof_harness_put(dev_session *s, const char *arch_text, bool arch_file, const char *quant,
                      char *wd, size_t wd_n, char build_hash[65], prof_failure *failure,
                      tl_err *err)
@@ -110,7 +88,7 @@ int prof_harness_put(dev_session *s, const char *arch_text, bool arch_file, cons
 		    (rc = dev_upload(s, r.binary, wd, OP_EMIT_BINARY, 0755, err)) < 0 || !sep)
 			return rc;
 		char path[1024];
-		if ((rc = temp_text(path, sizeof path, arch_text, err)) < 0)
+		if ((rc = tl_temp_file(path, sizeof path, "tailor-arch", arch_text, err)) < 0)
 			return rc;
 		rc = dev_upload(s, path, wd, "arch.txt", 0644, err);
 		unlink(path);

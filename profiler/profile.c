@@ -64,30 +64,6 @@ static int arch_of(op_arch *a, char **text, const genome *g, tl_err *err)
 	return op_arch_parse(a, *text, "genome", err);
 }
 
-/* A new temporary file under $TMPDIR (else /tmp) named <prefix>-XXXXXX
- * holding content; nothing left behind on failure (TL_EIO naming it). */
-static int temp_file(char *path, size_t n, const char *prefix, const char *content, tl_err *err)
-{
-	const char *tmp = getenv("TMPDIR");
-	snprintf(path, n, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix);
-	int fd = mkstemp(path);
-	if (fd < 0)
-		return tl_err_setsub(err, TL_EIO, errno, "temporary file in %s: %s (set TMPDIR to a "
-		                     "writable directory)", tmp && *tmp ? tmp : "/tmp", strerror(errno));
-	size_t len = strlen(content);
-	bool wrote = write(fd, content, len) == (ssize_t)len;
-	int e = errno;
-	if (close(fd) != 0 && wrote) {
-		wrote = false;
-		e = errno;
-	}
-	if (!wrote) {
-		unlink(path);
-		return tl_err_setsub(err, TL_EIO, e, "%s: write failed: %s", path, strerror(e));
-	}
-	return 0;
-}
-
 /* The readings' ratio at x: linear between the two readings around it
  * (pos[0, n) ascending, n >= 2; v[j * stride] the reading j), held before
  * the first. */
@@ -270,7 +246,7 @@ static int keep_runs(profiling *P, size_t model, size_t shape, prof_result *res,
 static int measure_model(profiling *P, size_t i, op_arch *a, tl_err *err)
 {
 	char local[1024], remote[64];
-	if (temp_file(local, sizeof local, "tailor-prof", P->archs[i], err) < 0) {
+	if (tl_temp_file(local, sizeof local, "tailor-prof", P->archs[i], err) < 0) {
 		tl_err_prefix(err, "profile-ops");
 		return err->code;
 	}

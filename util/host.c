@@ -10,10 +10,12 @@
 #include "tl.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int tl_cache_root(char *out, size_t n, tl_err *err)
 {
@@ -58,5 +60,27 @@ int tl_sha256_file(const char *path, char hex[65], tl_err *err)
 		return tl_err_set(err, TL_EIO, "%s: read failed", path);
 	tl_sha256_final(&s, d);
 	tl_hex(d, 32, hex);
+	return 0;
+}
+
+int tl_temp_file(char *path, size_t n, const char *prefix, const char *content, tl_err *err)
+{
+	const char *tmp = getenv("TMPDIR");
+	snprintf(path, n, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix);
+	int fd = mkstemp(path);
+	if (fd < 0)
+		return tl_err_setsub(err, TL_EIO, errno, "temporary file in %s: %s (set TMPDIR to a "
+		                     "writable directory)", tmp && *tmp ? tmp : "/tmp", strerror(errno));
+	size_t len = strlen(content);
+	bool wrote = write(fd, content, len) == (ssize_t)len;
+	int e = errno;
+	if (close(fd) != 0 && wrote) {
+		wrote = false;
+		e = errno;
+	}
+	if (!wrote) {
+		unlink(path);
+		return tl_err_setsub(err, TL_EIO, e, "%s: write failed: %s", path, strerror(e));
+	}
 	return 0;
 }

@@ -128,6 +128,10 @@ void tl_sha256_hex(const void *data, size_t len, char hex[65]);
 /* Lowercase hex of n bytes into out[2n+1]. */
 void tl_hex(const unsigned char *bytes, size_t n, char *out);
 
+/* A new temporary file under $TMPDIR (else /tmp) named <prefix>-XXXXXX
+ * holding `content`; its path in path[n]. Nothing is left behind on
+ * failure: TL_EIO naming the file. The caller unlinks it (util/host.c). */
+int tl_temp_file(char *path, size_t n, const char *prefix, const char *content, tl_err *err);
 /* SHA-256 (lowercase hex) of a file's bytes. TL_EIO naming the path
  * (util/host.c). */
 int tl_sha256_file(const char *path, char hex[65], tl_err *err);
