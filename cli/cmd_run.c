@@ -59,7 +59,6 @@ static void on_signal(int sig)
 }
 
 typedef struct live {
-	const char *db_path;       /* for device workers' own connections */
 	bool tty, quiet;
 	double t0;
 	int last_gen_logged;
@@ -67,7 +66,6 @@ typedef struct live {
 	double eval_time;          /* their wall time */
 	double t_last;
 } live;
-
 
 static void fmt_dur(char *buf, size_t n, double s)
 {
@@ -176,7 +174,7 @@ static int open_db(db_conn **db, cli_ctx *ctx, tl_err *err)
 static int drive(db_conn *db, int64_t id, bool quiet, cli_ctx *ctx)
 {
 	tl_err err = TL_ERR_INIT;
-	live L = {db_path(db), ctx->is_tty && isatty(STDERR_FILENO), quiet, tl_now_s(), -1, 0, 0,
+	live L = {ctx->is_tty && isatty(STDERR_FILENO), quiet, tl_now_s(), -1, 0, 0,
 	          tl_now_s()};
 	/* device metrics: the engine measures through profiler/measure.h */
 	ev_ops ops = {NULL, on_progress, on_stop, &L};
@@ -213,6 +211,27 @@ static int parse_id(int64_t *id, const char *s)
 		return -1;
 	}
 	return 0;
+}
+
+/* `run resume|stop ID`: the ID parsed, the database opened, the run read;
+ * CLI_OK, or the exit status (nothing left open). */
+static int one_run(db_conn **db, db_run *r, int nargs, const char *arg, const char *verb,
+                   cli_ctx *ctx)
+{
+	tl_err err = TL_ERR_INIT;
+	int64_t id;
+	if (nargs != 1)
+		return cli_usage("run", "%s takes one run ID", verb);
+	if (parse_id(&id, arg) < 0)
+		return CLI_USAGE;
+	if (open_db(db, ctx, &err) < 0)
+		return cli_fail(&err);
+	if (db_run_get(*db, id, r, &err) < 0) {
+		db_close(*db);
+		*db = NULL;
+		return cli_fail(&err);
+	}
+	return CLI_OK;
 }
 
 /* Is the run being driven by a live process on this host? */
@@ -324,18 +343,11 @@ int cmd_run(int argc, char **argv, cli_ctx *ctx)
 		ev_config_free(&cfg);
 		rc = drive(db, id, quiet, &local);
 	} else if (!strcmp(sub, "resume")) {
-		int64_t id;
-		if (nargs != 1)
-			return cli_usage("run", "resume takes one run ID");
-		if (parse_id(&id, argv[optind]) < 0)
-			return CLI_USAGE;
-		if (open_db(&db, &local, &err) < 0)
-			return cli_fail(&err);
 		db_run r;
-		if (db_run_get(db, id, &r, &err) < 0) {
-			db_close(db);
-			return cli_fail(&err);
-		}
+		int orc = one_run(&db, &r, nargs, argv[optind], "resume", &local);
+		if (orc != CLI_OK)
+			return orc;
+		int64_t id = r.id;
 		if ((!strcmp(r.status, "running") || !strcmp(r.status, "stopping")) && alive(&r)) {
 			tl_err_set(&err, TL_EBUSY, "run %lld: being run by process %lld on this host "
 			           "(stop it with 'tailor run stop %lld' first)", (long long)id,
@@ -422,18 +434,11 @@ int cmd_run(int argc, char **argv, cli_ctx *ctx)
 			       all[i].created_at);
 		free(all);
 	} else if (!strcmp(sub, "stop")) {
-		int64_t id;
-		if (nargs != 1)
-			return cli_usage("run", "stop takes one run ID");
-		if (parse_id(&id, argv[optind]) < 0)
-			return CLI_USAGE;
-		if (open_db(&db, &local, &err) < 0)
-			return cli_fail(&err);
 		db_run r;
-		if (db_run_get(db, id, &r, &err) < 0) {
-			db_close(db);
-			return cli_fail(&err);
-		}
+		int orc = one_run(&db, &r, nargs, argv[optind], "stop", &local);
+		if (orc != CLI_OK)
+			return orc;
+		int64_t id = r.id;
 		if (strcmp(r.status, "running") != 0) {
 			tl_err_set(&err, TL_EINVAL, "run %lld: is %s, not running (nothing to stop)",
 			           (long long)id, r.status);
