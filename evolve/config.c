@@ -89,6 +89,14 @@ static int parse_metric(ev_metric *m, const char *s, const ev_config *c, const c
 	if (strlen(s) >= EV_METRIC_MAX)
 		return tl_err_set(err, TL_EINVAL, "%s: %s: metric name longer than %d characters",
 		                  c->source, path, EV_METRIC_MAX - 1);
+	/* a name pattern: metric names reach the database, tables, SQL column
+	 * names and HTML; letters, digits, _ . - and one @ before a device */
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '_' || *p == '.' || *p == '-' || (*p == '@' && p > s && !strchr(p + 1, '@'))))
+			return tl_err_set(err, TL_EINVAL, "%s: %s: '%.40s': a metric name is letters, "
+			                  "digits, '_', '.' and '-' (then @DEVICE for a device metric); "
+			                  "rename it here and in the evaluator's output", c->source, path, s);
 	tl_strlcpy(m->name, s, sizeof m->name);
 	const char *at = strchr(s, '@');
 	if (at) {

@@ -32,17 +32,56 @@ typedef struct rep {
 
 /* ---- helpers --------------------------------------------------------------------- */
 
+/* s as HTML text or a quoted attribute value (either quote), also inside
+ * SVG: & < > " ' as references, control characters other than tab and
+ * newline dropped, and bytes that are not UTF-8 as U+FFFD, so that no
+ * string from a database, an evaluator or a config can open an element or
+ * leave an attribute. */
 static void esc(FILE *o, const char *s)
 {
-	for (; s && *s; s++) {
-		switch (*s) {
-		case '<': fputs("&lt;", o); break;
-		case '>': fputs("&gt;", o); break;
-		case '&': fputs("&amp;", o); break;
-		case '"': fputs("&quot;", o); break;
-		default: fputc(*s, o);
+	const unsigned char *p = (const unsigned char *)s;
+	while (p && *p) {
+		unsigned char c = *p;
+		if (c < 0x80) {
+			switch (c) {
+			case '<': fputs("&lt;", o); break;
+			case '>': fputs("&gt;", o); break;
+			case '&': fputs("&amp;", o); break;
+			case '"': fputs("&quot;", o); break;
+			case '\'': fputs("&#39;", o); break;
+			default:
+				if (c >= 0x20 || c == '\n' || c == '\t')
+					fputc(c, o);
+			}
+			p++;
+			continue;
+		}
+		/* a UTF-8 sequence: its length from the lead byte, every
+		 * continuation byte 10xxxxxx, no overlong or surrogate form */
+		int n = c >= 0xc2 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf4 ? 4 : 0;
+		bool ok = n > 0;
+		for (int i = 1; ok && i < n; i++)
+			ok = (p[i] & 0xc0) == 0x80;
+		if (ok && n == 3)
+			ok = !(c == 0xe0 && p[1] < 0xa0) && !(c == 0xed && p[1] >= 0xa0);
+		if (ok && n == 4)
+			ok = !(c == 0xf0 && p[1] < 0x90) && !(c == 0xf4 && p[1] >= 0x90);
+		if (ok) {
+			fwrite(p, 1, (size_t)n, o);
+			p += n;
+		} else {
+			fputs("\xef\xbf\xbd", o); /* U+FFFD */
+			p++;
 		}
 	}
+}
+
+/* The first n characters of s, escaped (hash prefixes). */
+static void esc_prefix(FILE *o, const char *s, size_t n)
+{
+	char b[65];
+	snprintf(b, sizeof b, "%.*s", (int)(n < sizeof b - 1 ? n : sizeof b - 1), s ? s : "");
+	esc(o, b);
 }
 
 static void fmt_num(char *b, size_t n, double v)
@@ -214,15 +253,24 @@ static void scatter(rep *R, int a, int b)
 			char x[32], y[32];
 			fmt_num(x, sizeof x, c->v[a]);
 			fmt_num(y, sizeof y, c->v[b]);
-			fprintf(o, "<circle cx='%.1f' cy='%.1f' r='4' class='fr'><title>%.12s: %s %s, %s %s"
-			        "</title></circle>\n", fx(&f, c->v[a]), fy(&f, c->v[b]), c->k->genome_hash,
-			        R->obj[a].metric, x, R->obj[b].metric, y);
+			fprintf(o, "<circle cx='%.1f' cy='%.1f' r='4' class='fr'><title>",
+			        fx(&f, c->v[a]), fy(&f, c->v[b]));
+			esc_prefix(o, c->k->genome_hash, 12);
+			fputs(": ", o);
+			esc(o, R->obj[a].metric);
+			fprintf(o, " %s, ", x);
+			esc(o, R->obj[b].metric);
+			fprintf(o, " %s</title></circle>\n", y);
 		}
 		free(fi);
 	}
-	fprintf(o, "</svg><figcaption>%s vs %s: %zu evaluated genomes%s (grey feasible, red "
+	fputs("</svg><figcaption>", o);
+	esc(o, R->obj[a].metric);
+	fputs(" vs ", o);
+	esc(o, R->obj[b].metric);
+	fprintf(o, ": %zu evaluated genomes%s (grey feasible, red "
 	        "infeasible), the frontier of generation %lld in blue.</figcaption></figure>\n",
-	        R->obj[a].metric, R->obj[b].metric, nok,
+	        nok,
 	        stride > 1 ? ", every other point thinned out to keep the file small" : "",
 	        (long long)R->front_gen + 1);
 }
@@ -293,16 +341,22 @@ static void op_plot(rep *R, const db_opshare *s, size_t n)
 				int64_t g = s[i].generation;
 				double y1 = acc[g], y2 = acc[g] + s[i].share;
 				fprintf(o, "<rect x='%.2f' y='%.2f' width='%.2f' height='%.2f' fill='%s'>"
-				        "<title>generation %lld: %s %.1f%%</title></rect>\n",
+				        "<title>generation %lld: ",
 				        x0 + (double)g * bw, y0 + H - y2 * H, bw * 0.92, (y2 - y1) * H,
-				        op_color(ops[j]), (long long)g + 1, ops[j], 100 * s[i].share);
+				        op_color(ops[j]), (long long)g + 1);
+				esc(o, ops[j]);
+				fprintf(o, " %.1f%%</title></rect>\n", 100 * s[i].share);
 				acc[g] = y2;
 			}
 		free(acc);
 	}
 	for (int j = 0; j < nops; j++)
+	{
 		fprintf(o, "<rect x='490' y='%d' width='12' height='12' fill='%s'/><text x='508' y='%d' "
-		        "class='tick'>%s</text>\n", 24 + 18 * j, op_color(ops[j]), 34 + 18 * j, ops[j]);
+		        "class='tick'>", 24 + 18 * j, op_color(ops[j]), 34 + 18 * j);
+		esc(o, ops[j]);
+		fputs("</text>\n", o);
+	}
 	fputs("</svg><figcaption>Share of each operator among the layers of the population, per "
 	      "generation (as in STAR's operator-evolution figure).</figcaption></figure>\n", o);
 }
@@ -337,13 +391,15 @@ static void strips(rep *R)
 		tl_err err = TL_ERR_INIT;
 		if (!R->c[i].front || !R->c[i].k->text || genome_parse(g, R->c[i].k->text, "r", &err))
 			continue;
-		fprintf(o, "<text x='0' y='%.1f' class='tick'>%.12s</text>\n", row * rh + 12,
-		        R->c[i].k->genome_hash);
+		fprintf(o, "<text x='0' y='%.1f' class='tick'>", row * rh + 12);
+		esc_prefix(o, R->c[i].k->genome_hash, 12);
+		fputs("</text>\n", o);
 		for (int l = 0; l < g->n_layers; l++) {
 			const char *lab = genome_class_label(&g->classes[g->layers[l].cls]);
 			fprintf(o, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='%s' stroke='#fff'>"
-			        "<title>layer %d: %s</title></rect>\n", 100 + l * cw, row * rh + 2, cw, rh - 3,
-			        op_color(lab), l, lab);
+			        "<title>layer %d: ", 100 + l * cw, row * rh + 2, cw, rh - 3, op_color(lab), l);
+			esc(o, lab);
+			fputs("</title></rect>\n", o);
 			int j = 0;
 			while (j < nseen && strcmp(seen[j], lab))
 				j++;
@@ -354,8 +410,10 @@ static void strips(rep *R)
 	}
 	fputs("</svg><figcaption>The frontier's genomes, one cell per layer:", o);
 	for (int j = 0; j < nseen; j++)
-		fprintf(o, " <span class='sw' style='background:%s'></span>%s", op_color(seen[j]),
-		        seen[j]);
+	{
+		fprintf(o, " <span class='sw' style='background:%s'></span>", op_color(seen[j]));
+		esc(o, seen[j]);
+	}
 	fputs("</figcaption></figure>\n", o);
 	free(g);
 }
@@ -379,8 +437,11 @@ static void details(rep *R)
 		const db_candidate *k = R->c[i].k;
 		if (!R->c[i].front)
 			continue;
-		fprintf(o, "<tr><td class='mono'>%.12s</td><td>%lld</td><td>%s</td><td>", k->genome_hash,
-		        (long long)k->generation + 1, k->origin);
+		fputs("<tr><td class='mono'>", o);
+		esc_prefix(o, k->genome_hash, 12);
+		fprintf(o, "</td><td>%lld</td><td>", (long long)k->generation + 1);
+		esc(o, k->origin);
+		fputs("</td><td>", o);
 		if (k->parent1)
 			fprintf(o, "%lld", (long long)k->parent1);
 		if (k->parent2)
@@ -401,14 +462,6 @@ static void details(rep *R)
 	}
 	cJSON_Delete(first);
 	fputs("</table>\n", o);
-}
-
-/* The first n characters of s, escaped (hash prefixes). */
-static void esc_prefix(FILE *o, const char *s, size_t n)
-{
-	char b[65];
-	snprintf(b, sizeof b, "%.*s", (int)(n < sizeof b - 1 ? n : sizeof b - 1), s ? s : "");
-	esc(o, b);
 }
 
 /* A number in a table cell; NaN: empty. */
@@ -687,17 +740,24 @@ int report_write(db_conn *db, int64_t run_id, const report_config *cfg, FILE *o,
 		failed += !strcmp(k[i].status, "failed");
 		feas += k[i].feasible == 1 && strcmp(k[i].origin, "elite") != 0;
 	}
-	fprintf(o, "</h1>\n<dl><dt>status</dt><dd>%s</dd><dt>mode</dt><dd>%s</dd><dt>generations"
+	fputs("</h1>\n<dl><dt>status</dt><dd>", o);
+	esc(o, run.status);
+	fputs("</dd><dt>mode</dt><dd>", o);
+	esc(o, run.mode);
+	fprintf(o, "</dd><dt>generations"
 	        "</dt><dd>%lld of %lld, population %lld</dd><dt>evaluated</dt><dd>%d genomes (%d "
 	        "feasible, %d failed)</dd><dt>objectives</dt><dd>",
-	        run.status, run.mode, (long long)run.generation + 1, (long long)run.generations,
+	        (long long)run.generation + 1, (long long)run.generations,
 	        (long long)run.population, done, feas, failed);
 	for (int j = 0; j < R.nobj; j++) {
 		esc(o, R.obj[j].metric);
 		fprintf(o, " (%s)%s", R.obj[j].maximize ? "max" : "min", j + 1 < R.nobj ? ", " : "");
 	}
-	fprintf(o, "</dd><dt>started</dt><dd>%s</dd><dt>finished</dt><dd>%s</dd></dl>\n",
-	        run.started_at[0] ? run.started_at : "-", run.finished_at[0] ? run.finished_at : "-");
+	fputs("</dd><dt>started</dt><dd>", o);
+	esc(o, run.started_at[0] ? run.started_at : "-");
+	fputs("</dd><dt>finished</dt><dd>", o);
+	esc(o, run.finished_at[0] ? run.finished_at : "-");
+	fputs("</dd></dl>\n", o);
 	fputs("<h2>Pareto fronts</h2>\n", o);
 	for (int i = 0; i < R.nobj; i++)
 		for (int j = i + 1; j < R.nobj; j++)

@@ -141,12 +141,41 @@ static void test_bench_protocol(void)
 	CHECK_CONTAINS(err.msg, "p.json: bench: protocol: $.thermal.max_tmp_c: unknown key");
 }
 
+/* Metric names reach tables, SQL column names and HTML: a name pattern, the
+ * same for a command evaluator's names (issue 14). */
+static void test_metric_names(void)
+{
+	static const char *const bad[] = {"a</title><script>x</script>", "val bpb", "q'1",
+	                                  "x@a@b", "@a", "m\\n"};
+	char buf[2048];
+	ev_config cfg;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		tl_err err = TL_ERR_INIT;
+		snprintf(buf, sizeof buf,
+		         "{\"space\": \"%s/examples/spaces/tiny.json\", \"devices\": [\"a\"], "
+		         "\"quality\": {\"evaluator\": \"command\", \"command\": [\"true\"]}, "
+		         "\"objectives\": [{\"metric\": \"%s\"}]}",
+		         root, bad[i]);
+		CHECK_MSG(ev_config_parse(&cfg, buf, "m.json", NULL, &err) < 0, "'%s' accepted", bad[i]);
+		CHECK_CONTAINS(err.msg, "a metric name is letters");
+	}
+	tl_err err = TL_ERR_INIT;
+	snprintf(buf, sizeof buf,
+	         "{\"space\": \"%s/examples/spaces/tiny.json\", \"devices\": [\"a\"], "
+	         "\"quality\": {\"evaluator\": \"command\", \"command\": [\"true\"]}, "
+	         "\"objectives\": [{\"metric\": \"my-score.v2_x\"}, {\"metric\": \"decode_ms@a\"}]}",
+	         root);
+	CHECK_MSG(ev_config_parse(&cfg, buf, "m.json", NULL, &err) == 0, "%s", err.msg);
+	ev_config_free(&cfg);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1)
 		root = argv[1];
 	tl_err err = TL_ERR_INIT;
 	test_bench_protocol();
+	test_metric_names();
 	/* uninterrupted */
 	db_conn *db1 = NULL, *db2 = NULL;
 	CHECK(db_open(&db1, ":memory:", 0, &err) == 0);

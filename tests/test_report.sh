@@ -13,7 +13,11 @@
 #    RMSPE) and the canary history with the run's rows highlighted; opened in
 #    headless Chromium it renders its plots (SVG elements in the DOM), the
 #    screenshot is not blank, and the page makes no network request (the
-#    browser's own update and account pings aside).
+#    browser's own update and account pings aside);
+#  - names holding markup, quotes, ]]> and bytes that are not UTF-8 (metric,
+#    run, operator and genome names; device names are checked by the
+#    schema) come out as text: no element of
+#    theirs, well-formed markup, valid UTF-8.
 # Exit 77 only when chromium is missing and everything else passed.
 set -u
 TAILOR=${1:?usage: test_report.sh PATH_TO_TAILOR SOURCE_ROOT}
@@ -146,6 +150,57 @@ check 'grep -q "<h2>Canary history</h2>" "$tmp/r7.html" && grep -q "<h3>phone</h
 check '[ "$(grep -c "<tr class=.this.>" "$tmp/r7.html")" = 4 ] && [ "$(grep -c "<tr><td>2026-01-02 00:00</td><td></td>" "$tmp/r7.html")" = 1 ]' "report 7: canary rows of run 7 not highlighted: $(grep -o "<tr[^>]*><td>2026[^<]*" "$tmp/r7.html")"
 check 'grep -q "<td class=.mono.>dddddddddddd</td><td class=.num.>11</td><td class=.num.>-8.3%</td>" "$tmp/r7.html"' "report 7: canary change: $(grep -o "dddddddddddd</td>.\{0,80\}" "$tmp/r7.html" | tail -1)"
 check '! grep -qiE "<script|<link|@import|url\(|https?:|src=" "$tmp/r7.html"' "report 7 references something outside"
+# hostile strings (issue 14): every name that reaches the HTML holds markup,
+# quotes, ]]>, a newline and bytes that are not UTF-8; the report must carry
+# them as text: no element of theirs, well-formed markup, valid UTF-8
+X="$tmp/hostile.db"
+"$TAILOR" --db "$X" db migrate > /dev/null || fail "db migrate (hostile)"
+$PY - "$X" <<'PY' || fail "hostile fixture"
+import sqlite3, sys, json
+db = sqlite3.connect(sys.argv[1])
+bad = ["a</title><script>alert(3)</script>", "b' onmouseover='alert(4)", 'c"><img src=x onerror=alert(5)>', "d]]>&amp;\n<svg onload=alert(6)>"]
+raw = b"e\xff\xfe<script>alert(7)</script>\xc3"
+cfg = json.dumps({"objectives": [{"metric": bad[0], "direction": "min"}, {"metric": bad[1], "direction": "max"}],
+                  "constraints": [{"metric": bad[2], "max": 10}], "name": bad[3]})
+db.execute("INSERT INTO runs (id, name, config, mode, seed, status, generation, generations, population) VALUES (9, ?, ?, 'nsga2', 1, 'finished', 0, 1, 2)", (bad[3], cfg))
+for i, h in enumerate(["f" * 64, "0" * 64]):
+    db.execute("INSERT INTO genomes (hash, text, params, operators) VALUES (?, ?, 1, ?)",
+               (h, bad[2], json.dumps({bad[0]: 1, raw.decode("latin-1"): 2})))
+    db.execute("INSERT INTO candidates (run_id, generation, genome_hash, origin, status, rank, crowding, feasible, violation, objectives) VALUES (9, 0, ?, 'sample', 'done', 0, 1, 1, 0, ?)",
+               (h, json.dumps({bad[0]: 1.0 + i, bad[1]: 2.0 - i, bad[2]: 3.0})))
+db.execute("INSERT INTO generations (run_id, generation, evaluated, feasible, frontier_size, hypervolume, finished_at) VALUES (9, 0, 2, 2, 2, 0.5, ?)", (bad[1],))
+db.commit()
+PY
+"$TAILOR" --db "$X" report 9 -o "$tmp/r9.html" 2> /dev/null; rc=$?
+check '[ $rc = 0 ] && [ -s "$tmp/r9.html" ]' "report of the hostile run written: rc $rc"
+check '! grep -qiE "<script|<img|<svg onload" "$tmp/r9.html"' "report 9 carries injected markup: $(grep -oiE "<script|<img|<svg onload" "$tmp/r9.html" | head -3)"
+check '[ "$(grep -c "a&lt;/title&gt;&lt;script&gt;alert(3)" "$tmp/r9.html")" -ge 2 ]' "report 9: the hostile metric name, escaped, in the plot's title and caption"
+$PY - "$tmp/r9.html" <<'PY'; rc=$?
+# well-formed: every tag the report opens is one it may write, closed in order
+import sys, html.parser
+text = open(sys.argv[1], "rb").read().decode("utf-8")  # raises on invalid UTF-8
+allowed = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "dl", "dt", "dd",
+           "figure", "figcaption", "svg", "g", "line", "polyline", "circle", "rect", "text", "path",
+           "table", "thead", "tbody", "tr", "th", "td", "span", "pre", "details", "summary", "ul", "li",
+           "code", "b", "small", "div", "polygon"}
+void = {"meta", "line", "polyline", "circle", "rect", "path", "polygon"}
+class P(html.parser.HTMLParser):
+    def __init__(s):
+        super().__init__(); s.stack = []; s.bad = []
+    def handle_starttag(s, t, a):
+        if t not in allowed or any(k.startswith("on") for k, _ in a): s.bad.append(t)
+        if t not in void: s.stack.append(t)
+    def handle_startendtag(s, t, a):
+        if t not in allowed or any(k.startswith("on") for k, _ in a): s.bad.append(t)
+    def handle_endtag(s, t):
+        if t in void: return
+        if not s.stack or s.stack[-1] != t: s.bad.append("/" + t)
+        else: s.stack.pop()
+p = P(); p.feed(text); p.close()
+if p.bad or p.stack:
+    print("not well-formed: unexpected", p.bad[:5], "left open", p.stack[-5:], file=sys.stderr); sys.exit(1)
+PY
+check '[ $rc = 0 ]' "report 9 is not well-formed HTML or not UTF-8"
 out=$("$TAILOR" --db "$D" report 99 -o "$tmp/x.html" 2>&1); rc=$?
 check '[ $rc = 1 ] && [ ! -e "$tmp/x.html" ] && [[ "$out" == *"run 99: no such run"* ]]' "report of a missing run: $out"
 
