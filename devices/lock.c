@@ -58,45 +58,23 @@ int dev_lock_acquire(dev_lock **out, const db_device *d, double wait_s, tl_err *
 	dev_device_identity(d, id, sizeof id);
 	tl_sha256_hex(id, strlen(id), hex);
 	snprintf(path, sizeof path, "%s/%.16s.lock", dir, hex);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return tl_err_setsub(err, TL_EIO, errno, "device lock: %s: %s", path,
-		                     strerror(errno));
-	double deadline = tl_now_s() + wait_s;
-	for (;;) {
-		if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-			break;
-		if (errno != EWOULDBLOCK && errno != EINTR) {
-			int e = errno;
-			close(fd);
-			return tl_err_setsub(err, TL_EIO, e, "device lock: %s: %s", path,
-			                     strerror(e));
-		}
-		if (tl_now_s() >= deadline) {
-			char holder[256] = "";
-			ssize_t k = pread(fd, holder, sizeof holder - 1, 0);
-			holder[k > 0 ? k : 0] = '\0';
-			char *nl = strchr(holder, '\n');
-			if (nl)
-				*nl = '\0';
-			close(fd);
-			return tl_err_set(
-			    err, TL_EBUSY,
-			    "device %s: in use by another tailor (%s) for more than %.0f s "
-			    "(lock %s); try again when it is done",
-			    d->name, holder[0] ? holder : "unknown holder", wait_s, path);
-		}
-		struct timespec ts = {0, 50 * 1000 * 1000};
-		nanosleep(&ts, NULL);
+	char info[800], holder[256];
+	snprintf(info, sizeof info, "pid %ld, device %s\n%s\n", (long)getpid(), d->name, id);
+	int fd;
+	if ((rc = tl_lock_take(&fd, path, info, wait_s, holder, sizeof holder, err)) == TL_EBUSY) {
+		tl_err_clear(err);
+		return tl_err_set(err, TL_EBUSY,
+		                  "device %s: in use by another tailor (%s) for more than %.0f s "
+		                  "(lock %s); try again when it is done",
+		                  d->name, holder[0] ? holder : "unknown holder", wait_s, path);
 	}
-	char info[300];
-	int k =
-	    snprintf(info, sizeof info, "pid %ld, device %s\n%s\n", (long)getpid(), d->name, id);
-	if (ftruncate(fd, 0) == 0 && k > 0)
-		(void)!pwrite(fd, info, (size_t)k < sizeof info ? (size_t)k : sizeof info - 1, 0);
+	if (rc < 0) {
+		tl_err_prefix(err, "device lock");
+		return rc;
+	}
 	dev_lock *l = malloc(sizeof *l);
 	if (l == NULL) {
-		close(fd);
+		tl_lock_release(fd);
 		return tl_err_set(err, TL_ENOMEM, "device lock: out of memory");
 	}
 	l->fd = fd;
@@ -108,8 +86,7 @@ void dev_lock_release(dev_lock *l)
 {
 	if (l == NULL)
 		return;
-	flock(l->fd, LOCK_UN);
-	close(l->fd);
+	tl_lock_release(l->fd);
 	free(l);
 }
 

@@ -1339,12 +1339,37 @@ int ev_run_drive(db_conn *db, int64_t run_id, const ev_ops *ops, bool *finished,
 		*finished = true;
 		return 0;
 	}
+	/* one driver per run: an exclusive lock next to the database, held for
+	 * the drive (released by the kernel when the process dies, kill -9
+	 * included); the loser is told who holds it and changes nothing */
+	char host[128] = "";
+	gethostname(host, sizeof host - 1);
+	int claim = -1;
+	const char *dbp = db_path(db);
+	if (dbp && *dbp && strcmp(dbp, ":memory:") != 0) {
+		char lpath[4200], info[300], holder[300];
+		snprintf(lpath, sizeof lpath, "%s.run-%lld.lock", dbp, (long long)run_id);
+		snprintf(info, sizeof info, "process %ld on %s\n", (long)getpid(), host);
+		int lrc = tl_lock_take(&claim, lpath, info, 0, holder, sizeof holder, err);
+		if (lrc < 0) {
+			db_run_clear(&r);
+			if (lrc == TL_EBUSY) {
+				tl_err_clear(err);
+				tl_err_set(err, TL_EBUSY, "run %lld: being driven by %s (stop it with "
+				           "'tailor run stop %lld' first)", (long long)run_id,
+				           holder[0] ? holder : "another process", (long long)run_id);
+			}
+			return lrc;
+		}
+	}
 	char src[64];
 	snprintf(src, sizeof src, "run %lld config", (long long)run_id);
 	int rc = ev_config_parse(&e.cfg, r.config ? r.config : "", src, NULL, err);
 	db_run_clear(&r);
-	if (rc < 0)
+	if (rc < 0) {
+		tl_lock_release(claim);
 		return rc;
+	}
 	for (int i = 0; i < e.cfg.n_obj + e.cfg.n_con; i++) {
 		const ev_metric *m = metric_at(&e.cfg, i);
 		if (m->quality && e.ndev < EV_MAX_DEV) {
@@ -1366,6 +1391,7 @@ int ev_run_drive(db_conn *db, int64_t run_id, const ev_ops *ops, bool *finished,
 	e.arch = malloc(sizeof *e.arch);
 	if (e.arch == NULL) {
 		ev_config_free(&e.cfg);
+		tl_lock_release(claim);
 		return tl_err_set(err, TL_ENOMEM, "run: out of memory");
 	}
 	pthread_mutex_init(&e.mu_store, NULL);
@@ -1381,8 +1407,6 @@ int ev_run_drive(db_conn *db, int64_t run_id, const ev_ops *ops, bool *finished,
 	db_run_clear(&r);
 	if (rc < 0)
 		goto out;
-	char host[128] = "";
-	gethostname(host, sizeof host - 1);
 	if ((rc = db_run_set_status(db, run_id, "running", NULL, (int64_t)getpid(), host, err)) < 0)
 		goto out;
 	e.prog.run_id = run_id;
@@ -1450,6 +1474,7 @@ out:
 	}
 	dev_pool_free(e.pool);
 	pthread_mutex_destroy(&e.mu_store);
+	tl_lock_release(claim);
 	free(e.arch);
 	ev_config_free(&e.cfg);
 	return rc;

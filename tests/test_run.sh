@@ -8,6 +8,8 @@
 #    SIGKILL at random moments (KILLS times, default 20), resumed after each
 #    kill: its candidates, generations and frontier equal the uninterrupted
 #    run's, row for row;
+#  - two `run resume` at once after a kill -9: one drives, the other is
+#    refused with one line, nothing doubled;
 #  - run stop / status / list; resume of a finished run is a no-op.
 set -u
 TAILOR=${1:?usage: test_run.sh PATH_TO_TAILOR SOURCE_ROOT}
@@ -109,6 +111,29 @@ check 'cmp -s "$tmp/a.dump" "$tmp/b.dump"' "killed run differs from the uninterr
 sed -n '/^frontier/,$p' "$tmp/a.out" > "$tmp/a.front"
 sed -n '/^frontier/,$p' "$tmp/b.out" > "$tmp/b.front"
 check 'cmp -s "$tmp/a.front" "$tmp/b.front"' "frontiers differ: $(diff "$tmp/a.front" "$tmp/b.front" | head -4)"
+
+# ---- one driver per run (issue 14): after a kill -9 (the run still says
+# running, its process is gone), two resumes at once: one drives it, the
+# other is refused with one line naming the holder and changes nothing; the
+# run ends exactly like the uninterrupted one
+"$TAILOR" --db "$tmp/d.db" run start "$tmp/a.json" --quiet > /dev/null 2>&1 &
+pid=$!
+for i in $(seq 1 100); do
+	[ "$(q "$tmp/d.db" "SELECT count(*) FROM candidates WHERE status = 'done'" 2> /dev/null)" -gt 40 ] 2> /dev/null && break
+	sleep 0.02
+done
+kill -9 "$pid" 2> /dev/null
+wait "$pid" 2> /dev/null
+"$TAILOR" --db "$tmp/d.db" run resume 1 --quiet > "$tmp/d1.out" 2>&1 &
+p1=$!
+"$TAILOR" --db "$tmp/d.db" run resume 1 --quiet > "$tmp/d2.out" 2>&1 &
+p2=$!
+wait "$p1"; r1=$?
+wait "$p2"; r2=$?
+busy=$(cat "$tmp/d1.out" "$tmp/d2.out" | grep -c "being driven by process\|being run by process")
+dump "$tmp/d.db" > "$tmp/d.dump"
+check '{ [ "$r1$r2" = 01 ] || [ "$r1$r2" = 10 ]; } && [ "$busy" = 1 ]' "two resumes: rc $r1 and $r2, $busy refused: $(cat "$tmp/d1.out" "$tmp/d2.out" | grep -v frontier | head -3)"
+check 'cmp -s "$tmp/a.dump" "$tmp/d.dump"' "the run resumed twice at once differs from the uninterrupted one: $(diff "$tmp/a.dump" "$tmp/d.dump" | head -5)"
 
 # ---- stop
 "$TAILOR" --db "$tmp/c.db" run start "$tmp/a.json" --quiet > /dev/null 2>&1 &

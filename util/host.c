@@ -10,11 +10,13 @@
 #include "tl.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 int tl_cache_root(char *out, size_t n, tl_err *err)
@@ -83,4 +85,52 @@ int tl_temp_file(char *path, size_t n, const char *prefix, const char *content, 
 		return tl_err_setsub(err, TL_EIO, e, "%s: write failed: %s", path, strerror(e));
 	}
 	return 0;
+}
+
+int tl_lock_take(int *fd, const char *path, const char *info, double wait_s, char *holder,
+                 size_t hn, tl_err *err)
+{
+	*fd = -1;
+	if (hn)
+		holder[0] = '\0';
+	int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (f < 0)
+		return tl_err_setsub(err, TL_EIO, errno, "lock %s: %s", path, strerror(errno));
+	double deadline = tl_now_s() + wait_s;
+	for (;;) {
+		if (flock(f, LOCK_EX | LOCK_NB) == 0)
+			break;
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			int e = errno;
+			close(f);
+			return tl_err_setsub(err, TL_EIO, e, "lock %s: %s", path, strerror(e));
+		}
+		if (tl_now_s() >= deadline) {
+			if (hn) {
+				ssize_t k = pread(f, holder, hn - 1, 0);
+				holder[k > 0 ? k : 0] = '\0';
+				char *nl = strchr(holder, '\n');
+				if (nl)
+					*nl = '\0';
+			}
+			close(f);
+			return tl_err_set(err, TL_EBUSY, "lock %s: held by %s", path,
+			                  hn && holder[0] ? holder : "another process");
+		}
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	size_t k = strlen(info);
+	if (ftruncate(f, 0) == 0)
+		(void)!pwrite(f, info, k, 0);
+	*fd = f;
+	return 0;
+}
+
+void tl_lock_release(int fd)
+{
+	if (fd < 0)
+		return;
+	flock(fd, LOCK_UN);
+	close(fd);
 }

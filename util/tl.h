@@ -145,6 +145,15 @@ int tl_cache_root(char *out, size_t n, tl_err *err);
 /* CLOCK_MONOTONIC in seconds. */
 double tl_now_s(void);
 
+/* An exclusive lock on the file `path` (flock(2), the file created when
+ * missing), held until tl_lock_release or the end of the process (kill -9
+ * included). Waits up to wait_s seconds (0: one try). Taken: *fd >= 0 and
+ * the file holds `info` (one line naming the holder, for the next one).
+ * Busy: TL_EBUSY, the holder's line in holder[hn]. TL_EIO otherwise. */
+int tl_lock_take(int *fd, const char *path, const char *info, double wait_s, char *holder,
+                 size_t hn, tl_err *err);
+void tl_lock_release(int fd);
+
 /* ---- strict parsing ---------------------------------------------------- */
 
 /* Parse the whole string as a base-10 integer in [lo, hi]. Returns 0, or
