@@ -236,6 +236,9 @@ static void *worker(void *arg)
 		}
 		j->taken = true;
 		j->attempts++;
+		/* the queue may grow (realloc) while the job runs: keep its index */
+		size_t ji = (size_t)(j - p->jobs);
+		void *job = j->job;
 		pthread_mutex_unlock(&p->mu);
 
 		tl_err lerr = TL_ERR_INIT;
@@ -243,11 +246,11 @@ static void *worker(void *arg)
 		int rc;
 		if (!p->o.unlocked && dev_lock_acquire(&lock, d, p->o.lock_wait_s, &lerr) < 0) {
 			pthread_mutex_lock(&p->mu);
-			abandon(p, j, d, lerr.msg);
+			abandon(p, &p->jobs[ji], d, lerr.msg);
 			pthread_cond_broadcast(&p->cv);
 			continue;
 		}
-		rc = p->o.run(p->o.ctx, &session, d, j->job);
+		rc = p->o.run(p->o.ctx, &session, d, job);
 		dev_lock_release(lock);
 		if (rc != DEV_JOB_OK && session && !dev_session_alive(session)) {
 			dev_session_close(session);
@@ -255,6 +258,7 @@ static void *worker(void *arg)
 		}
 
 		pthread_mutex_lock(&p->mu);
+		j = &p->jobs[ji];
 		if (rc == DEV_JOB_OK) {
 			if (p->streak[i] != 0 && p->o.health)
 				p->o.health(p->o.ctx, d, "online", 0);
