@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -116,6 +117,7 @@ static int run_argv(const char *const *argv, const char *cwd, int out_fd, tl_err
 	if (pid < 0)
 		return tl_err_setsub(err, TL_EIO, errno, "build: fork: %s", strerror(errno));
 	if (pid == 0) {
+		tl_child_guard(); /* the compiler and its passes die with us */
 		int null = open("/dev/null", O_RDWR);
 		if (null >= 0)
 			dup2(null, 0);
@@ -647,6 +649,31 @@ static int build_in_dir(op_emit_result *r, const char *dir, const char *arch_tex
 	return finish_manifest(dir, r->key, arch_text, o, ccver, r->seconds, err);
 }
 
+/* The build dirs of processes that died mid-build (.tmp-KEY-PID whose
+ * process is gone, killed say): removed, so that a cache does not collect
+ * them. A PID in use again by another process keeps its dir until then. */
+static void sweep_stale(const char *builds)
+{
+	DIR *d = opendir(builds);
+	if (d == NULL)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		const char *n = e->d_name, *dash = strrchr(n, '-');
+		if (strncmp(n, ".tmp-", 5) != 0 || dash == NULL || dash < n + 5)
+			continue;
+		char *end;
+		long pid = strtol(dash + 1, &end, 10);
+		if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 ||
+		    errno != ESRCH)
+			continue;
+		char path[OP_EMIT_PATH_MAX];
+		if (snprintf(path, sizeof path, "%s/%s", builds, n) < (int)sizeof path)
+			remove_flat_dir(path);
+	}
+	closedir(d);
+}
+
 int op_emit_build(op_emit_result *out, const char *dir, const char *arch_text,
                   const op_emit_opts *o, tl_err *err)
 {
@@ -681,6 +708,7 @@ int op_emit_build(op_emit_result *out, const char *dir, const char *arch_text,
 		return TL_EINVAL;
 	if ((rc = set_paths(out, final, err)) < 0)
 		return rc;
+	sweep_stale(builds);
 	if (build_complete(final, out->key)) {
 		out->cached = true;
 		return 0;

@@ -286,6 +286,32 @@ else
 	skip=1
 fi
 
+# ---- children die with tailor (issue 14): kill -9 of tailor while its
+# harness runs, and while its compiler runs, leaves no process of ours; the
+# half-made build dir of the killed compile is removed by the next build
+mine() { pgrep -f "$TAILOR_CACHE" | grep -v "^$$\$" || true; }
+"$TAILOR" bench "$G" --prompt 2000000 --gen 1 --timeout 600 > /dev/null 2>&1 &
+tp=$!
+for i in $(seq 1 200); do [ -n "$(pgrep -f "$TAILOR_CACHE/builds/.*/tailor-bench")" ] && break; sleep 0.05; done
+kill -9 "$tp"; wait "$tp" 2> /dev/null
+sleep 0.5
+left=$(mine)
+if [ -z "$left" ]; then ok; else fail "kill -9 during a harness run left: $(ps -o pid,args -p "$(echo $left | tr ' ' ,)" | tail -n +2)"; pkill -9 -f "$TAILOR_CACHE"; fi
+G2=${G/ffn=256/ffn=288}
+"$TAILOR" build "$G2" > /dev/null 2>&1 &
+tp=$!
+for i in $(seq 1 200); do [ -n "$(ls -d "$TAILOR_CACHE"/builds/.tmp-* 2> /dev/null)" ] && break; sleep 0.05; done
+sleep 0.3
+kill -9 "$tp"; wait "$tp" 2> /dev/null
+stale=$(ls -d "$TAILOR_CACHE"/builds/.tmp-* 2> /dev/null | wc -l)
+# the driver dies at once; a pass it started ends with its file (seconds)
+for i in $(seq 1 100); do [ -z "$(mine)" ] && break; sleep 0.1; done
+left=$(mine)
+if [ -z "$left" ] && [ "$stale" -ge 1 ]; then ok; else fail "kill -9 during a compile: $stale half-made dirs, left running: $(ps -o pid,args -p "$(echo $left | tr ' ' ,)" | tail -n +2)"; fi
+"$TAILOR" build "$G" > /dev/null 2>&1
+n=$(ls -d "$TAILOR_CACHE"/builds/.tmp-* 2> /dev/null | wc -l)
+if [ "$n" = 0 ]; then ok; else fail "the next build left $n stale .tmp dirs"; fi
+
 echo "test_bench: $checks checks, $fails failures"
 [ $fails = 0 ] || exit 1
 [ $skip = 0 ] || exit 77

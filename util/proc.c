@@ -12,9 +12,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* ---- dying with the parent ------------------------------------------------- */
+
+void tl_child_guard(void)
+{
+	pid_t parent = getppid();
+	setsid();
+#ifdef __linux__
+	/* the kernel kills us when the thread that forked us ends (tailor
+	 * killed, -9 included); a parent gone before this line: go too */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(128 + SIGKILL);
+#else
+	(void)parent;
+#endif
+}
 
 static double mono_s(void)
 {
@@ -89,7 +109,13 @@ int tl_proc_run(const tl_proc *p, tl_proc_out *o, tl_err *err)
 		return tl_err_setsub(err, TL_EIO, e, "run %s: fork: %s", name, strerror(e));
 	}
 	if (pid == 0) {
-		setsid(); /* its own session and process group: a timeout kills them all */
+		/* its own session and process group (a timeout kills them all);
+		 * a program (not a script: the local device's wrapper kills its
+		 * own group at its deadline) dies with us */
+		if (p->argv)
+			tl_child_guard();
+		else
+			setsid();
 		if (p->in) {
 			dup2(pin[0], 0);
 		} else {

@@ -226,6 +226,12 @@ typedef struct tl_proc_out {
  * tl_proc_out_free. */
 int tl_proc_run(const tl_proc *p, tl_proc_out *o, tl_err *err);
 void tl_proc_out_free(tl_proc_out *o);
+/* Call in a child right after fork(), before exec: its own session and
+ * process group (a timeout kills the group), and, on Linux, the kernel's
+ * parent-death signal (SIGKILL when the forking thread of tailor ends,
+ * kill -9 included). Processes the child starts itself (a compiler's
+ * passes, a shell's commands) are not covered by the death signal. */
+void tl_child_guard(void);
 /* The last non-empty line of stderr (flattened), "no message" when none. */
 const char *tl_proc_err_line(tl_proc_out *o);
 
