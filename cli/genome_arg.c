@@ -40,9 +40,16 @@ int cli_load_genome(struct genome *g, const char *arg, tl_err *err)
 {
 	if (strcmp(arg, "-") == 0) {
 		char *text = NULL;
-		int rc = tl_file_read(&text, NULL, "/dev/stdin", 16u << 20, err);
+		size_t len = 0;
+		int rc = tl_file_read(&text, &len, "/dev/stdin", 16u << 20, err);
 		if (rc < 0)
 			return rc;
+		if (strlen(text) != len) {
+			rc = tl_err_set(err, TL_EPARSE, "stdin: byte %zu is a NUL: not a genome text",
+			                strlen(text) + 1);
+			free(text);
+			return rc;
+		}
 		rc = genome_parse(g, text, "stdin", err);
 		free(text);
 		return rc;

@@ -314,9 +314,10 @@ static int parse_text(genome *out, const char *s, const char *src, tl_err *err)
 		if (section == 0) {
 			if (tokno == 1) {
 				if (strcmp(tok, TEXT_MAGIC) != 0)
+					/* not echoed: the input may be any file */
 					return tl_err_set(err, TL_EPARSE,
-					                  "%s: starts with '%s', expected '" TEXT_MAGIC
-					                  "' (or a JSON object)", src, tok);
+					                  "%s: line 1: not a genome (its text starts with '"
+					                  TEXT_MAGIC "', its JSON form with '{')", src);
 				seen_header_key[0] = true;
 				continue;
 			}
@@ -819,12 +820,19 @@ int genome_load(genome *out, const char *path, tl_err *err)
 {
 	char *text = NULL;
 	memset(out, 0, sizeof *out);
-	int rc = tl_file_read(&text, NULL, path, 16u << 20, err);
+	size_t len = 0;
+	int rc = tl_file_read(&text, &len, path, 16u << 20, err);
 	if (rc < 0)
 		return rc;
-	if (strlen(text) == 0) {
+	if (len == 0) {
 		free(text);
 		return tl_err_set(err, TL_EPARSE, "%s: empty file (expected a genome)", path);
+	}
+	if (strlen(text) != len) { /* a NUL would end the text there, silently */
+		size_t at = strlen(text);
+		free(text);
+		return tl_err_set(err, TL_EPARSE, "%s: byte %zu is a NUL: not a genome text (a binary "
+		                  "file?)", path, at + 1);
 	}
 	rc = genome_parse(out, text, path, err);
 	free(text);

@@ -107,6 +107,13 @@ expect 2 1 "--level: 'sideways'" -- genome mutate lfm2-350m --space "$SPACE" --l
 expect 2 1 "--seed: 'abc': not an unsigned integer" -- genome random --space "$SPACE" --seed abc
 expect 2 1 "--count: '0': out of range" -- genome random --space "$SPACE" -n 0
 expect 2 1 "no such file or preset" -- genome show no-such-preset
+# a file that is not a genome: named with the line, its content not echoed;
+# a NUL byte is refused, not a silent end of the text (issue 14)
+printf 'root:x:0:0:secret-line\n' > "$tmp/notgenome"
+expect 1 1 "notgenome: line 1: not a genome" -- genome show "$tmp/notgenome"
+if grep -q secret-line "$tmp/err"; then fail "genome show echoes the file's content: $(cat "$tmp/err")"; fi
+printf '%s\0garbage' "$g1" > "$tmp/nul.txt"
+expect 1 1 "nul.txt: byte [0-9]* is a NUL" -- genome show "$tmp/nul.txt"
 expect 1 1 "argument: class 0: kv_heads 3 does not divide heads 16" -- genome show \
 	"tailor-genome/1 d=64 vocab=32 ffn_multiple=8 rope_theta=10000 tied=1 | 0.0.0.0.0 | c0 op=0.4.0.1.1 h=16 kv=3 hd=4 qkn=1 rope=1 C=0.2.1.1 B=0.2.1.5 V=0.2.1.5"
 printf '{"d_model":256,"vocab":256,"depth":4,"classes":[{"op":"glu.diagonal.none.silu.diagonal","ffn":256},{"op":"qkv.dense.none.softmax.heads","heads":16,"kv_heads":3,"head_dim":64}]}' >"$tmp/space.json"

@@ -671,7 +671,7 @@ static void expect_genome_error(const char *in, const char *want)
 static void test_genome_errors(void)
 {
 	expect_genome_error("", "g.txt: empty genome");
-	expect_genome_error("hello", "g.txt: starts with 'hello'");
+	expect_genome_error("hello", "g.txt: line 1: not a genome");
 	expect_genome_error(HDR "0.0.0.0", "g.txt: layer 0: '0.0.0.0' is not class.fgroup");
 	expect_genome_error(HDR "0.0.0.0.0", "incomplete");
 	expect_genome_error(HDR "0.0.0.0.0 | c0 op=3.0.0.2.0 ffn=128 C=0.2.1.1",
