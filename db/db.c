@@ -400,7 +400,8 @@ static int db_check_path(db_conn *db, tl_err *err)
 			int e = errno;
 			return tl_err_setsub(err, TL_EIO, e,
 			                     "db open: %s: the file is not writable (%s); fix its "
-			                     "permissions or open it read-only",
+			                     "permissions, or read it with 'tailor query' (which opens "
+			                     "it read-only)",
 			                     db->path, strerror(e));
 		}
 	} else if (errno != ENOENT) {
@@ -492,6 +493,13 @@ static int db_version_read(db_conn *db, int *version, tl_err *err)
 		                  "db open: %s: schema version %lld is "
 		                  "negative (the file was edited by hand?)",
 		                  db->path, (long long)v);
+	/* the migrations also set user_version: a newer tailor may have
+	 * written only that (or a hand edit): the higher of the two counts */
+	int64_t uv = 0;
+	if (db_query_i64(db, "PRAGMA user_version", &uv, "open", err) < 0)
+		return TL_EDB;
+	if (uv > v)
+		v = uv;
 	*version = v > INT_MAX ? INT_MAX : (int)v;
 	return 0;
 }
@@ -884,6 +892,11 @@ int db_debug_set_schema_version(db_conn *db, int version, tl_err *err)
 		if (ret < 0)
 			goto out_rollback;
 	}
+	/* the migrations set user_version too, and open reads the higher */
+	char uv[48];
+	snprintf(uv, sizeof uv, "PRAGMA user_version = %d", version);
+	if ((ret = db_exec(db, uv, "debug", err)) < 0)
+		goto out_rollback;
 	ret = db_commit(db, err);
 	if (ret < 0)
 		goto out_rollback;

@@ -403,6 +403,19 @@ static void test_newer_version(void)
 		file_hash(path, after);
 		CHECK_EQ_STR(after, before);
 	}
+	/* PRAGMA user_version newer than the recorded migrations (a newer
+	 * tailor, or a hand edit): refused too (issue 14) */
+	char uv[256], sql[64];
+	path_in(uv, sizeof uv, "newer-uv.db");
+	snprintf(sql, sizeof sql, "PRAGMA user_version = %d;", DB_SCHEMA_VERSION + 3);
+	tl_err_clear(&err);
+	CHECK_MSG(db_debug_create(uv, DB_SCHEMA_VERSION, sql, &err) == 0, "%s", err.msg);
+	tl_err_clear(&err);
+	db = NULL;
+	CHECK_EQ_INT(db_open(&db, uv, 0, &err), TL_EVERSION);
+	snprintf(want, sizeof want, "schema version %d", DB_SCHEMA_VERSION + 3);
+	CHECK_CONTAINS(err.msg, want);
+	db_close(db);
 }
 
 /* A migration that fails half-way leaves the file as it was: here the file
