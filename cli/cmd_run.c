@@ -318,6 +318,19 @@ int cmd_run(int argc, char **argv, cli_ctx *ctx)
 		if (name)
 			tl_strlcpy(cfg.name, name, sizeof cfg.name);
 		int64_t id = 0;
+		/* a new database knows only local: a config naming another device
+		 * fails before the file is made */
+		const char *path = db_path_resolve(local.db_flag);
+		if (access(path, F_OK) != 0)
+			for (int i = 0; i < cfg.n_dev; i++)
+				if (strcmp(cfg.devices[i], "local") != 0) {
+					tl_err_set(&err, TL_ENOTFOUND, "%s: devices[%d]: '%s': no such device: %s "
+					           "does not exist yet and a new database knows only 'local' "
+					           "(register it first with 'tailor --db %s device add')",
+					           argv[optind], i, cfg.devices[i], path, path);
+					ev_config_free(&cfg);
+					return cli_fail(&err);
+				}
 		if (open_db(&db, &local, &err) < 0) {
 			ev_config_free(&cfg);
 			return cli_fail(&err);

@@ -47,6 +47,10 @@ check '[[ "$out" == *"objectives[0].metric: '"'"'decode_ms@phone'"'"': device '"
 echo '{"space": "missing.json", "objectives": [{"metric": "params"}]}' > "$tmp/bad4.json"
 out=$("$TAILOR" --db "$tmp/e.db" run start "$tmp/bad4.json" 2>&1); rc=$?
 check '[ $rc = 1 ] && [[ "$out" == *"bad4.json: space"*"missing.json"* ]]' "missing space: $out"
+# a device no new database can know: refused before the file is made (issue 14)
+echo '{"space": "'"$ROOT"'/examples/spaces/tiny.json", "devices": ["phone"], "objectives": [{"metric": "decode_ms@phone"}]}' > "$tmp/bad5.json"
+out=$("$TAILOR" --db "$tmp/new.db" run start "$tmp/bad5.json" 2>&1); rc=$?
+check '[ $rc = 1 ] && [ ! -e "$tmp/new.db" ] && [[ "$out" == *"devices[0]: '"'"'phone'"'"': no such device"* ]]' "unregistered device on a new database: rc $rc, file $(ls "$tmp/new.db" 2>&1): $out"
 out=$("$TAILOR" --db "$tmp/e.db" run resume abc 2>&1); rc=$?
 check '[ $rc = 2 ]' "resume abc: rc $rc"
 out=$("$TAILOR" --db "$tmp/e.db" run resume 99 2>&1); rc=$?
@@ -130,7 +134,7 @@ p1=$!
 p2=$!
 wait "$p1"; r1=$?
 wait "$p2"; r2=$?
-busy=$(cat "$tmp/d1.out" "$tmp/d2.out" | grep -c "being driven by process\|being run by process")
+busy=$(cat "$tmp/d1.out" "$tmp/d2.out" | grep -c "being driven by \|being run by process")
 dump "$tmp/d.db" > "$tmp/d.dump"
 check '{ [ "$r1$r2" = 01 ] || [ "$r1$r2" = 10 ]; } && [ "$busy" = 1 ]' "two resumes: rc $r1 and $r2, $busy refused: $(cat "$tmp/d1.out" "$tmp/d2.out" | grep -v frontier | head -3)"
 check 'cmp -s "$tmp/a.dump" "$tmp/d.dump"' "the run resumed twice at once differs from the uninterrupted one: $(diff "$tmp/a.dump" "$tmp/d.dump" | head -5)"

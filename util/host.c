@@ -106,9 +106,16 @@ int tl_lock_take(int *fd, const char *path, const char *info, double wait_s, cha
 			return tl_err_setsub(err, TL_EIO, e, "lock %s: %s", path, strerror(e));
 		}
 		if (tl_now_s() >= deadline) {
-			if (hn) {
+			for (int t = 0; hn && t < 10; t++) {
+				/* the holder writes its line just after taking the lock */
 				ssize_t k = pread(f, holder, hn - 1, 0);
 				holder[k > 0 ? k : 0] = '\0';
+				if (k > 0)
+					break;
+				struct timespec ts = {0, 20 * 1000 * 1000};
+				nanosleep(&ts, NULL);
+			}
+			if (hn) {
 				char *nl = strchr(holder, '\n');
 				if (nl)
 					*nl = '\0';
