@@ -52,10 +52,25 @@ static void run_help(FILE *f)
 
 static volatile sig_atomic_t g_stop;
 
+/* The first Ctrl-C asks the engine to stop after the evaluations in flight
+ * (and says so); a second one, or SIGTERM, abandons them at once: every
+ * finished evaluation is committed already, the ones in flight stay pending
+ * and are redone by 'tailor run resume' (as after a kill -9), and the
+ * children (harness, compiler) die with us. Only async-signal-safe calls. */
 static void on_signal(int sig)
 {
-	(void)sig;
-	g_stop = 1;
+	static const char first[] =
+	    "\ntailor: stopping after the evaluations in flight (Ctrl-C again abandons them; "
+	    "'tailor run resume' redoes them)\n";
+	static const char now[] = "\ntailor: abandoning the evaluations in flight; 'tailor run "
+	                          "resume' redoes them\n";
+	if (sig == SIGINT && g_stop == 0) {
+		g_stop = 1;
+		(void)!write(STDERR_FILENO, first, sizeof first - 1);
+		return;
+	}
+	(void)!write(STDERR_FILENO, now, sizeof now - 1);
+	_exit(128 + sig);
 }
 
 typedef struct live {

@@ -10,6 +10,8 @@
 #    run's, row for row;
 #  - two `run resume` at once after a kill -9: one drives, the other is
 #    refused with one line, nothing doubled;
+#  - Ctrl-C: the first is announced, a second abandons the evaluation in
+#    flight within a second (it stays pending);
 #  - run stop / status / list; resume of a finished run is a no-op.
 set -u
 TAILOR=${1:?usage: test_run.sh PATH_TO_TAILOR SOURCE_ROOT}
@@ -138,6 +140,30 @@ busy=$(cat "$tmp/d1.out" "$tmp/d2.out" | grep -c "being driven by \|being run by
 dump "$tmp/d.db" > "$tmp/d.dump"
 check '{ [ "$r1$r2" = 01 ] || [ "$r1$r2" = 10 ]; } && [ "$busy" = 1 ]' "two resumes: rc $r1 and $r2, $busy refused: $(cat "$tmp/d1.out" "$tmp/d2.out" | grep -v frontier | head -3)"
 check 'cmp -s "$tmp/a.dump" "$tmp/d.dump"' "the run resumed twice at once differs from the uninterrupted one: $(diff "$tmp/a.dump" "$tmp/d.dump" | head -5)"
+
+# ---- Ctrl-C (issue 14): the first says what it waits for, the second
+# abandons the evaluation in flight at once (it stays pending for resume)
+cat > "$tmp/sig.json" <<JSON
+{"name": "sig", "space": "$ROOT/examples/spaces/lfm2-like-small.json", "population": 2,
+ "generations": 1, "seed": 2,
+ "objectives": [{"metric": "val_bpb", "direction": "min"}, {"metric": "params", "direction": "max"}],
+ "quality": {"evaluator": "train", "corpus": "$ROOT/data/tinyshakespeare.txt", "width": 64,
+             "tokens": 262144, "val_tokens": 4096, "seq": 64, "batch": 8, "threads": 1}}
+JSON
+"$TAILOR" --db "$tmp/s.db" run start "$tmp/sig.json" > "$tmp/s.out" 2>&1 &
+pid=$!
+for i in $(seq 1 100); do
+	[ "$(q "$tmp/s.db" "SELECT count(*) FROM candidates WHERE status = 'evaluating'" 2> /dev/null)" -gt 0 ] 2> /dev/null && break
+	sleep 0.05
+done
+kill -INT "$pid"; sleep 0.5
+alive=no; kill -0 "$pid" 2> /dev/null && alive=yes
+t0=$(date +%s%N); kill -INT "$pid"; wait "$pid"; prc=$?; t1=$(date +%s%N)
+ms=$(( (t1 - t0) / 1000000 ))
+nf=$(q "$tmp/s.db" "SELECT count(*) FROM candidates WHERE status IN ('done', 'failed')")
+check '[ $alive = yes ] && [ $prc = 130 ] && [ $ms -lt 1000 ] && grep -q "Ctrl-C again abandons" "$tmp/s.out" && [ "$nf" = 0 ]' "Ctrl-C twice: alive after the first $alive, exit $prc after ${ms} ms, $nf evaluations ended: $(cat "$tmp/s.out")"
+out=$("$TAILOR" --db "$tmp/s.db" run status 1 2>&1)
+check '[[ "$out" == *"is gone"*"run resume 1"* ]]' "status after an abandon: $out"
 
 # ---- stop
 "$TAILOR" --db "$tmp/c.db" run start "$tmp/a.json" --quiet > /dev/null 2>&1 &
