@@ -68,6 +68,7 @@ typedef struct engine {
 	int rc;                            /* first database error of a job      */
 	tl_err err;
 	int done_dev[EV_MAX_DEV], gen_n;   /* the generation's queues            */
+	double stop_polled;                /* quality_stop's last database read  */
 	genome canary_g;                   /* the canary being measured          */
 	char *canary_text;
 	ev_measured canary_m;
@@ -81,6 +82,28 @@ static const ev_metric *metric_at(const ev_config *c, int i)
 #define QUALITY_WORKER "@quality" /* the quality evaluator's slot among the devices */
 
 static const char *const qual_kind_name[] = {"analytic", "train", "mad", "command"};
+
+static bool stop_requested(engine *e, tl_err *err);
+
+/* Polled between training steps on the engine's thread: a stop request
+ * (the caller's, e.g. Ctrl-C), or the run's status 'stopping' (tailor run
+ * stop), read from the database at most every 2 s. */
+static bool quality_stop(void *ud)
+{
+	engine *e = ud;
+	bool stop;
+	pthread_mutex_lock(e->mu);
+	stop = e->stop || (e->ops->stop && e->ops->stop(e->ops->ctx));
+	if (!stop && tl_now_s() - e->stop_polled >= 2.0) {
+		tl_err se = TL_ERR_INIT;
+		e->stop_polled = tl_now_s();
+		stop = stop_requested(e, &se);
+	}
+	if (stop)
+		e->stop = true;
+	pthread_mutex_unlock(e->mu);
+	return stop;
+}
 
 /* The quality metrics of g: stored results of the same evaluator and
  * settings are reused; otherwise the evaluator runs (the database is used
@@ -107,7 +130,9 @@ static int quality_values(engine *e, const genome *g, const char *hash, double *
 	if (rc < 0 || missing == 0)
 		return rc;
 	tl_err qe = TL_ERR_INIT;
-	rc = ev_quality_eval(c, g, vals, &qe);
+	rc = ev_quality_eval_stoppable(c, g, vals, quality_stop, e, &qe);
+	if (rc == TL_ESTOPPED) /* nothing measured, nothing stored: pending */
+		return tl_err_set(err, TL_ESTOPPED, "%s", qe.msg);
 	if (e->mu)
 		pthread_mutex_lock(e->mu);
 	for (int i = 0; i < nm; i++) {
@@ -650,6 +675,8 @@ static int eval_generation(engine *e, db_candidate *k, size_t nk, tl_err *err)
 			if (mode == EV_EVAL_PREDICT_MEASURE && has_q && !s->failed) {
 				tl_err qe = TL_ERR_INIT;
 				if (quality_values(e, &s->g, s->k->genome_hash, s->q, &qe) < 0) {
+					if (qe.code == TL_ESTOPPED)
+						break; /* e->stop is set */
 					s->failed = true;
 					tl_strlcpy(s->error, qe.msg, sizeof s->error);
 				}
@@ -714,8 +741,8 @@ static int eval_generation(engine *e, db_candidate *k, size_t nk, tl_err *err)
 		if (stop)
 			break;
 		tl_err qe = TL_ERR_INIT;
-		if (need)
-			quality_values(e, &s->g, s->k->genome_hash, s->q, &qe);
+		if (need && quality_values(e, &s->g, s->k->genome_hash, s->q, &qe) == TL_ESTOPPED)
+			break; /* the slot stays pending; e->stop is set */
 		pthread_mutex_lock(e->mu);
 		if (has_q && !(mode == EV_EVAL_PREDICT_MEASURE && has_dev)) {
 			for (int d = 0; d < e->ndev; d++)

@@ -154,6 +154,10 @@ double ev_analytic(const char *base, const genome_stats *s);
  * config (objectives then constraints) that is a quality metric (others
  * untouched). threads: the trainer's pool. */
 int ev_quality_eval(const ev_config *c, const genome *g, double *vals, tl_err *err);
+/* The same, with a stop request polled between training steps (stop may be
+ * NULL): TL_ESTOPPED when it said stop. */
+int ev_quality_eval_stoppable(const ev_config *c, const genome *g, double *vals,
+                              bool (*stop)(void *ud), void *stop_ud, tl_err *err);
 
 /* What a device measurement gives. */
 typedef struct ev_measured {

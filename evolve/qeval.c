@@ -13,6 +13,12 @@
 
 int ev_quality_eval(const ev_config *c, const genome *g, double *vals, tl_err *err)
 {
+	return ev_quality_eval_stoppable(c, g, vals, NULL, NULL, err);
+}
+
+int ev_quality_eval_stoppable(const ev_config *c, const genome *g, double *vals,
+                              bool (*stop)(void *ud), void *stop_ud, tl_err *err)
+{
 	const ev_quality *q = &c->quality;
 	int nm = c->n_obj + c->n_con;
 	int rc = 0;
@@ -39,6 +45,8 @@ int ev_quality_eval(const ev_config *c, const genome *g, double *vals, tl_err *e
 		return rc;
 	}
 	qual_train_cfg t = qual_train_cfg_default();
+	t.stop = stop;
+	t.stop_ud = stop_ud;
 	if (q->width)
 		t.width = q->width;
 	if (q->tokens)

@@ -217,6 +217,11 @@ int qual_eval_train(qual_result *out, const genome *g, const qual_train_cfg *cfg
 			}
 		}
 		double loss;
+		if (cfg->stop && cfg->stop(cfg->stop_ud)) {
+			rc = tl_err_set(err, TL_ESTOPPED, "train: stopped at step %lld of %lld",
+			                (long long)s, (long long)steps);
+			goto out;
+		}
 		if ((rc = trainer_step(&tr, pool, s, tok, tgt, B, T, &loss, err)) < 0)
 			goto out;
 		if (!isfinite(loss)) {
@@ -336,6 +341,11 @@ static int mad_task(qual_result *out, const genome *g, int task, const qual_trai
 			memcpy(tgt + b * T, tr_tg + e * T, (size_t)T * sizeof(int32_t));
 		}
 		double loss;
+		if (cfg->stop && cfg->stop(cfg->stop_ud)) {
+			rc = tl_err_set(err, TL_ESTOPPED, "mad: stopped at step %lld of %lld",
+			                (long long)st, (long long)steps);
+			goto out;
+		}
 		if ((rc = trainer_step(&tr, pool, st, tok, tgt, B, T, &loss, err)) < 0)
 			goto out;
 		if ((st + 1) % every == 0 || st == 0 || st + 1 == steps) {

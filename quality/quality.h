@@ -173,6 +173,10 @@ typedef struct qual_train_cfg {
 	int mad_epochs;       /* mad: epochs over the training set when tokens == 0     */
 	qual_progress_fn progress;
 	void *progress_ud;
+	/* polled before every step (may be NULL): true ends the training with
+	 * TL_ESTOPPED, nothing measured */
+	bool (*stop)(void *ud);
+	void *stop_ud;
 } qual_train_cfg;
 
 qual_train_cfg qual_train_cfg_default(void);

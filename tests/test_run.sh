@@ -10,8 +10,9 @@
 #    run's, row for row;
 #  - two `run resume` at once after a kill -9: one drives, the other is
 #    refused with one line, nothing doubled;
-#  - Ctrl-C: the first is announced, a second abandons the evaluation in
-#    flight within a second (it stays pending);
+#  - Ctrl-C: announced; a training stops at its next step; an evaluator
+#    that cannot be asked is abandoned by a second Ctrl-C within a second
+#    (the candidate stays pending, the command dies with tailor);
 #  - run stop / status / list; resume of a finished run is a no-op.
 set -u
 TAILOR=${1:?usage: test_run.sh PATH_TO_TAILOR SOURCE_ROOT}
@@ -141,8 +142,10 @@ dump "$tmp/d.db" > "$tmp/d.dump"
 check '{ [ "$r1$r2" = 01 ] || [ "$r1$r2" = 10 ]; } && [ "$busy" = 1 ]' "two resumes: rc $r1 and $r2, $busy refused: $(cat "$tmp/d1.out" "$tmp/d2.out" | grep -v frontier | head -3)"
 check 'cmp -s "$tmp/a.dump" "$tmp/d.dump"' "the run resumed twice at once differs from the uninterrupted one: $(diff "$tmp/a.dump" "$tmp/d.dump" | head -5)"
 
-# ---- Ctrl-C (issue 14): the first says what it waits for, the second
-# abandons the evaluation in flight at once (it stays pending for resume)
+# ---- Ctrl-C (issue 14). During a training: one Ctrl-C is announced and
+# stops the run at the next training step (the candidate stays pending).
+# During an evaluator that cannot be asked (a command): the first waits and
+# says so, a second abandons it within a second, and the command dies too.
 cat > "$tmp/sig.json" <<JSON
 {"name": "sig", "space": "$ROOT/examples/spaces/lfm2-like-small.json", "population": 2,
  "generations": 1, "seed": 2,
@@ -150,19 +153,34 @@ cat > "$tmp/sig.json" <<JSON
  "quality": {"evaluator": "train", "corpus": "$ROOT/data/tinyshakespeare.txt", "width": 64,
              "tokens": 262144, "val_tokens": 4096, "seq": 64, "batch": 8, "threads": 1}}
 JSON
+wait_evaluating() {
+	for i in $(seq 1 100); do
+		[ "$(q "$1" "SELECT count(*) FROM candidates WHERE status = 'evaluating'" 2> /dev/null)" -gt 0 ] 2> /dev/null && break
+		sleep 0.05
+	done
+}
 "$TAILOR" --db "$tmp/s.db" run start "$tmp/sig.json" > "$tmp/s.out" 2>&1 &
 pid=$!
-for i in $(seq 1 100); do
-	[ "$(q "$tmp/s.db" "SELECT count(*) FROM candidates WHERE status = 'evaluating'" 2> /dev/null)" -gt 0 ] 2> /dev/null && break
-	sleep 0.05
-done
+wait_evaluating "$tmp/s.db"
+t0=$(date +%s%N); kill -INT "$pid"; wait "$pid"; prc=$?; t1=$(date +%s%N)
+ms=$(( (t1 - t0) / 1000000 ))
+st=$(q "$tmp/s.db" "SELECT status FROM runs WHERE id = 1")
+nf=$(q "$tmp/s.db" "SELECT count(*) FROM candidates WHERE status IN ('done', 'failed')")
+check '[ $prc = 0 ] && [ $ms -lt 3000 ] && [ "$st" = stopped ] && [ "$nf" = 0 ] && grep -q "stopping after the evaluations in flight" "$tmp/s.out"' "Ctrl-C during a training: exit $prc after ${ms} ms, status $st, $nf evaluations ended: $(cat "$tmp/s.out")"
+sed -e 's/"evaluator": "train"/"evaluator": "command", "command": ["sleep", "37.25"]/' \
+	-e 's/"val_bpb"/"score"/' "$tmp/sig.json" > "$tmp/sig2.json"
+"$TAILOR" --db "$tmp/s2.db" run start "$tmp/sig2.json" > "$tmp/s2.out" 2>&1 &
+pid=$!
+wait_evaluating "$tmp/s2.db"
 kill -INT "$pid"; sleep 0.5
 alive=no; kill -0 "$pid" 2> /dev/null && alive=yes
 t0=$(date +%s%N); kill -INT "$pid"; wait "$pid"; prc=$?; t1=$(date +%s%N)
 ms=$(( (t1 - t0) / 1000000 ))
-nf=$(q "$tmp/s.db" "SELECT count(*) FROM candidates WHERE status IN ('done', 'failed')")
-check '[ $alive = yes ] && [ $prc = 130 ] && [ $ms -lt 1000 ] && grep -q "Ctrl-C again abandons" "$tmp/s.out" && [ "$nf" = 0 ]' "Ctrl-C twice: alive after the first $alive, exit $prc after ${ms} ms, $nf evaluations ended: $(cat "$tmp/s.out")"
-out=$("$TAILOR" --db "$tmp/s.db" run status 1 2>&1)
+sleep 0.2
+left=$(pgrep -f "sleep 37.25" | wc -l)
+nf=$(q "$tmp/s2.db" "SELECT count(*) FROM candidates WHERE status IN ('done', 'failed')")
+check '[ $alive = yes ] && [ $prc = 130 ] && [ $ms -lt 1000 ] && [ "$left" = 0 ] && grep -q "Ctrl-C again abandons" "$tmp/s2.out" && [ "$nf" = 0 ]' "Ctrl-C twice: alive after the first $alive, exit $prc after ${ms} ms, $left commands left, $nf evaluations ended: $(cat "$tmp/s2.out")"
+out=$("$TAILOR" --db "$tmp/s2.db" run status 1 2>&1)
 check '[[ "$out" == *"is gone"*"run resume 1"* ]]' "status after an abandon: $out"
 
 # ---- stop

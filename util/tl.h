@@ -47,6 +47,7 @@ enum {
 	TL_EBUSY = -11,    /* resource held by someone else */
 	TL_ETIMEOUT = -12, /* a wait ran out */
 	TL_EEXIST = -13,   /* already exists */
+	TL_ESTOPPED = -14, /* stopped on request (not a failure of the work) */
 };
 
 #define TL_ERR_MSG_MAX 512
