@@ -113,6 +113,19 @@ int db_fail(db_conn *db, int rc, const char *op, tl_err *err)
 		                     "db %s: %s: another process held the database for more "
 		                     "than %d ms (%s); retry when it is done",
 		                     op, path, DB_BUSY_TIMEOUT_MS, msg);
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+		/* a write that found no room: a full disk or a file-size limit
+		 * (EFBIG); every step before it is committed */
+		if ((rc & 0xff) == SQLITE_FULL || rc == SQLITE_IOERR_WRITE || sys == ENOSPC ||
+		    sys == EFBIG || sys == EDQUOT)
+			return tl_err_setsub(err, TL_EDB, rc,
+			                     "db %s: %s: a write failed, no room to write most often "
+			                     "(%s%s%s): free space on its disk (or raise the file-size "
+			                     "limit); what was committed is kept, 'tailor run resume' "
+			                     "continues a run",
+			                     op, path, msg, sys ? ": " : "", sys ? strerror(sys) : "");
+		break;
 	}
 	return tl_err_setsub(err, TL_EDB, rc, "db %s: %s: %s", op, path, msg);
 }
