@@ -602,30 +602,14 @@ static int copy_evals(engine *e, int64_t from, int64_t to, tl_err *err)
 	return rc;
 }
 
-/* Evaluate the pending candidates of k[0..nk). Returns 1 when stopped, 0
- * when all are done, < 0 on a database error. */
-static int eval_generation(engine *e, db_candidate *k, size_t nk, tl_err *err)
+/* The slots of a generation's pending candidates (slot[0..*n)): a genome
+ * the run evaluated before gets that result (and what it was ranked on),
+ * the others are parsed, decoded and marked evaluating. */
+static int slots_prepare(engine *e, db_candidate *k, size_t nk, eslot *slot, size_t *np,
+                         tl_err *err)
 {
-	const ev_config *c = &e->cfg;
-	int mode = c->bench.predict;
-	bool has_q = false, has_dev = false;
-	for (int d = 0; d < e->ndev; d++)
-		if (!strcmp(e->dev[d], QUALITY_WORKER))
-			has_q = true;
-		else
-			has_dev = true;
-	eslot *slot = calloc(nk ? nk : 1, sizeof *slot);
-	ejob *jobs = calloc((nk ? nk : 1) * (size_t)(e->ndev ? e->ndev : 1), sizeof *jobs);
-	bool *unpred = calloc(nk ? nk : 1, sizeof *unpred);
-	if (slot == NULL || jobs == NULL || unpred == NULL) {
-		free(slot);
-		free(jobs);
-		free(unpred);
-		return tl_err_set(err, TL_ENOMEM, "run: out of memory");
-	}
 	size_t n = 0;
 	int rc = 0;
-	/* 1. the slots: copies of earlier results, parse and decode the rest */
 	for (size_t i = 0; i < nk && rc >= 0; i++) {
 		if (strcmp(k[i].status, "pending") && strcmp(k[i].status, "evaluating"))
 			continue;
@@ -660,6 +644,34 @@ static int eval_generation(engine *e, db_candidate *k, size_t nk, tl_err *err)
 		                                  err)) < 0)
 			break;
 	}
+	*np = n;
+	return rc;
+}
+
+/* Evaluate the pending candidates of k[0..nk). Returns 1 when stopped, 0
+ * when all are done, < 0 on a database error. */
+static int eval_generation(engine *e, db_candidate *k, size_t nk, tl_err *err)
+{
+	const ev_config *c = &e->cfg;
+	int mode = c->bench.predict;
+	bool has_q = false, has_dev = false;
+	for (int d = 0; d < e->ndev; d++)
+		if (!strcmp(e->dev[d], QUALITY_WORKER))
+			has_q = true;
+		else
+			has_dev = true;
+	eslot *slot = calloc(nk ? nk : 1, sizeof *slot);
+	ejob *jobs = calloc((nk ? nk : 1) * (size_t)(e->ndev ? e->ndev : 1), sizeof *jobs);
+	bool *unpred = calloc(nk ? nk : 1, sizeof *unpred);
+	if (slot == NULL || jobs == NULL || unpred == NULL) {
+		free(slot);
+		free(jobs);
+		free(unpred);
+		return tl_err_set(err, TL_ENOMEM, "run: out of memory");
+	}
+	size_t n = 0;
+	/* 1. the slots: copies of earlier results, parse and decode the rest */
+	int rc = slots_prepare(e, k, nk, slot, &n, err);
 	e->gen_n = (int)n;
 	memset(e->done_dev, 0, sizeof e->done_dev);
 	if (rc < 0)
@@ -1350,6 +1362,29 @@ out:
 	return rc;
 }
 
+/* One driver per run: an exclusive lock next to the database, held for the
+ * drive (released by the kernel when the process dies, kill -9 included);
+ * the loser is told who holds it and changes nothing. *fd -1 for a
+ * database in memory (a test's). */
+static int run_claim(db_conn *db, int64_t run_id, const char *host, int *fd, tl_err *err)
+{
+	const char *dbp = db_path(db);
+	*fd = -1;
+	if (dbp == NULL || *dbp == '\0' || strcmp(dbp, ":memory:") == 0)
+		return 0;
+	char lpath[4200], info[300], holder[300];
+	snprintf(lpath, sizeof lpath, "%s.run-%lld.lock", dbp, (long long)run_id);
+	snprintf(info, sizeof info, "process %ld on %s\n", (long)getpid(), host);
+	int rc = tl_lock_take(fd, lpath, info, 0, holder, sizeof holder, err);
+	if (rc == TL_EBUSY) {
+		tl_err_clear(err);
+		tl_err_set(err, TL_EBUSY, "run %lld: being driven by %s (stop it with 'tailor run "
+		           "stop %lld' first)", (long long)run_id,
+		           holder[0] ? holder : "another process", (long long)run_id);
+	}
+	return rc;
+}
+
 int ev_run_drive(db_conn *db, int64_t run_id, const ev_ops *ops, bool *finished, tl_err *err)
 {
 	engine e;
@@ -1366,28 +1401,13 @@ int ev_run_drive(db_conn *db, int64_t run_id, const ev_ops *ops, bool *finished,
 		*finished = true;
 		return 0;
 	}
-	/* one driver per run: an exclusive lock next to the database, held for
-	 * the drive (released by the kernel when the process dies, kill -9
-	 * included); the loser is told who holds it and changes nothing */
 	char host[128] = "";
 	gethostname(host, sizeof host - 1);
 	int claim = -1;
-	const char *dbp = db_path(db);
-	if (dbp && *dbp && strcmp(dbp, ":memory:") != 0) {
-		char lpath[4200], info[300], holder[300];
-		snprintf(lpath, sizeof lpath, "%s.run-%lld.lock", dbp, (long long)run_id);
-		snprintf(info, sizeof info, "process %ld on %s\n", (long)getpid(), host);
-		int lrc = tl_lock_take(&claim, lpath, info, 0, holder, sizeof holder, err);
-		if (lrc < 0) {
-			db_run_clear(&r);
-			if (lrc == TL_EBUSY) {
-				tl_err_clear(err);
-				tl_err_set(err, TL_EBUSY, "run %lld: being driven by %s (stop it with "
-				           "'tailor run stop %lld' first)", (long long)run_id,
-				           holder[0] ? holder : "another process", (long long)run_id);
-			}
-			return lrc;
-		}
+	int lrc = run_claim(db, run_id, host, &claim, err);
+	if (lrc < 0) {
+		db_run_clear(&r);
+		return lrc;
 	}
 	char src[64];
 	snprintf(src, sizeof src, "run %lld config", (long long)run_id);
