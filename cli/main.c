@@ -70,6 +70,7 @@ int main(int argc, char **argv)
 	int i = 1;
 
 	ctx.is_tty = isatty(STDOUT_FILENO);
+	tl_child_reaper_start(); /* while we are small: it is a fork */
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {

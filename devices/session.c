@@ -162,10 +162,15 @@ static void make_nonce(dev_session *s, char out[17])
 static char *wrap(const char *nonce, const char *dir, const char *cmd, long secs)
 {
 	dev_buf b = {0};
+	/* the watchdog ends the group at the deadline, or as soon as the
+	 * process that started us is gone (sshd when the connection or the
+	 * daemon died, tailor for the local device), when it may see it */
 	dev_buf_fmt(&b,
 	            "trap : TERM; printf '@tlx-%s pgid %%s\\n' \"$$\" >&2; "
-	            "(sleep %ld; kill -KILL -$$) </dev/null >/dev/null 2>&1 & w=$!; (",
-	            nonce, secs);
+	            "(p=$PPID; i=0; if kill -0 $p; then while [ $i -lt %ld ] && kill -0 $p; "
+	            "do sleep 1; i=$((i+1)); done; else sleep %ld; fi; kill -KILL -$$) "
+	            "</dev/null >/dev/null 2>&1 & w=$!; (",
+	            nonce, secs, secs);
 	if (dir) {
 		char *q = dev_shell_quote(dir);
 		if (q == NULL) {

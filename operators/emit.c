@@ -134,11 +134,15 @@ static int run_argv(const char *const *argv, const char *cwd, int out_fd, tl_err
 		dprintf(2, "exec: %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
+	tl_child_watch(pid);
 	int st = 0;
 	while (waitpid(pid, &st, 0) < 0) {
-		if (errno != EINTR)
+		if (errno != EINTR) {
+			tl_child_reaped(pid);
 			return tl_err_setsub(err, TL_EIO, errno, "build: waitpid: %s", strerror(errno));
+		}
 	}
+	tl_child_reaped(pid);
 	return st;
 }
 

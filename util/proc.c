@@ -1,12 +1,14 @@
 /*
  * util/proc.c: run a child process with a timeout and collect its output
- * (see tl.h). POSIX: fork, pipes, poll, setsid, waitpid.
+ * (see tl.h), and the reaper that kills children's process groups when
+ * tailor ends. POSIX: fork, pipes, poll, setsid, waitpid.
  */
 #include "tl.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +26,8 @@
 void tl_child_guard(void)
 {
 	pid_t parent = getppid();
-	setsid();
+	if (setsid() < 0) /* the parent made us a group leader first (setpgid) */
+		(void)0;
 #ifdef __linux__
 	/* the kernel kills us when the thread that forked us ends (tailor
 	 * killed, -9 included); a parent gone before this line: go too */
@@ -34,6 +37,118 @@ void tl_child_guard(void)
 #else
 	(void)parent;
 #endif
+}
+
+/* The reaper: a process forked at the first child, that knows the process
+ * groups of tailor's children. It reads "+pgid" / "-pgid" (an int32 each)
+ * from a pipe whose only writer is tailor (the write end is close-on-exec);
+ * when the pipe ends, tailor has ended (kill -9 included) and it kills every
+ * group still listed, so what a child started (a compiler's passes, a
+ * script's commands, the harness under the local device's shell) dies
+ * within milliseconds of tailor. It ignores the terminal's signals (tailor
+ * handles those) and holds no other descriptor (a lock tailor releases
+ * must not stay held by it). Only async-signal-safe calls after fork. */
+#define REAPER_MAX 4096
+static int reaper_fd = -1;
+static pthread_mutex_t reaper_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void reaper_main(int rfd)
+{
+	static int32_t groups[REAPER_MAX];
+	int n = 0;
+	struct sigaction ign = {.sa_handler = SIG_IGN};
+	sigemptyset(&ign.sa_mask);
+	int sigs[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGPIPE};
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		sigaction(sigs[i], &ign, NULL);
+	int maxfd = (int)sysconf(_SC_OPEN_MAX);
+	if (maxfd < 0 || maxfd > 65536)
+		maxfd = 65536;
+	for (int fd = 0; fd < maxfd; fd++)
+		if (fd != rfd)
+			close(fd);
+	for (;;) {
+		int32_t v[64];
+		ssize_t r = read(rfd, v, sizeof v);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		for (size_t i = 0; i < (size_t)r / sizeof v[0]; i++) {
+			if (v[i] > 0 && n < REAPER_MAX) {
+				groups[n++] = v[i];
+			} else if (v[i] < 0) {
+				for (int k = 0; k < n; k++)
+					if (groups[k] == -v[i]) {
+						groups[k] = groups[--n];
+						break;
+					}
+			}
+		}
+	}
+	for (int k = 0; k < n; k++)
+		kill(-groups[k], SIGKILL);
+	_exit(0);
+}
+
+/* (reaper_mu held) Start the reaper; -1 when it cannot be (then children
+ * have only their death signal). */
+static int reaper_start(void)
+{
+	if (reaper_fd >= 0)
+		return 0;
+	int fd[2];
+	if (pipe(fd) != 0)
+		return -1;
+	fcntl(fd[1], F_SETFD, FD_CLOEXEC);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(fd[0]);
+		close(fd[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		setsid(); /* out of tailor's group: a kill of the group is tailor's death */
+		reaper_main(fd[0]);
+	}
+	close(fd[0]);
+	reaper_fd = fd[1];
+	return 0;
+}
+
+static void reaper_say(int32_t v)
+{
+	pthread_mutex_lock(&reaper_mu);
+	if (reaper_start() == 0) {
+		ssize_t w;
+		do
+			w = write(reaper_fd, &v, sizeof v);
+		while (w < 0 && errno == EINTR);
+	}
+	pthread_mutex_unlock(&reaper_mu);
+}
+
+void tl_child_reaper_start(void)
+{
+	pthread_mutex_lock(&reaper_mu);
+	reaper_start();
+	pthread_mutex_unlock(&reaper_mu);
+}
+
+void tl_child_watch(pid_t pid)
+{
+	if (pid <= 1)
+		return;
+	setpgid(pid, pid); /* its group exists before the reaper may need it */
+	reaper_say((int32_t)pid);
+}
+
+void tl_child_reaped(pid_t pid)
+{
+	if (pid <= 1)
+		return;
+	kill(-pid, SIGKILL); /* what it left in its group does not outlive it */
+	reaper_say((int32_t)-pid);
 }
 
 static double mono_s(void)
@@ -115,7 +230,7 @@ int tl_proc_run(const tl_proc *p, tl_proc_out *o, tl_err *err)
 		if (p->argv)
 			tl_child_guard();
 		else
-			setsid();
+			setsid(); /* fails when the parent's setpgid came first: as good */
 		if (p->in) {
 			dup2(pin[0], 0);
 		} else {
@@ -133,6 +248,7 @@ int tl_proc_run(const tl_proc *p, tl_proc_out *o, tl_err *err)
 		dprintf(2, "cannot run %s: %s\n", name, strerror(errno));
 		_exit(127);
 	}
+	tl_child_watch(pid);
 	close_fd(&pin[0]);
 	close_fd(&pout[1]);
 	close_fd(&perr[1]);
@@ -261,6 +377,7 @@ int tl_proc_run(const tl_proc *p, tl_proc_out *o, tl_err *err)
 			break;
 		}
 	}
+	tl_child_reaped(pid);
 	o->out[o->out_len] = '\0';
 	o->err[o->err_len] = '\0';
 	return rc;

@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* ---- errors ------------------------------------------------------------ */
 
@@ -233,6 +234,17 @@ void tl_proc_out_free(tl_proc_out *o);
  * kill -9 included). Processes the child starts itself (a compiler's
  * passes, a shell's commands) are not covered by the death signal. */
 void tl_child_guard(void);
+/* In the parent, right after fork(): make pid its own process group and
+ * hand the group to the reaper, a small process that kills every group
+ * still handed to it when tailor ends (kill -9 included): so a child's own
+ * children die with tailor too. Then, once pid is reaped: tl_child_reaped
+ * kills what is left in its group and takes the group back. */
+void tl_child_watch(pid_t pid);
+/* Start the reaper now (it is started at the first child otherwise): call
+ * it at the top of main, while the process is small, since the reaper is a
+ * fork and keeps the pages tailor had then. */
+void tl_child_reaper_start(void);
+void tl_child_reaped(pid_t pid);
 /* The last non-empty line of stderr (flattened), "no message" when none. */
 const char *tl_proc_err_line(tl_proc_out *o);
 
