@@ -114,7 +114,24 @@ int db_fail(db_conn *db, int rc, const char *op, tl_err *err)
 		                     "than %d ms (%s); retry when it is done",
 		                     op, path, DB_BUSY_TIMEOUT_MS, msg);
 	case SQLITE_FULL:
-	case SQLITE_IOERR:
+	case SQLITE_IOERR: {
+		/* the file (or its disk) became read-only under us: chattr +i, a
+		 * filesystem remounted read-only after an error */
+		char wal[PATH_MAX];
+		int ro = 0;
+		snprintf(wal, sizeof wal, "%s-wal", path);
+		if (sys == EPERM || sys == EROFS || sys == EACCES)
+			ro = sys;
+		else if (!db->readonly && path[0] &&
+		         (access(path, W_OK) != 0 || (access(wal, F_OK) == 0 && access(wal, W_OK) != 0)) &&
+		         (errno == EPERM || errno == EROFS || errno == EACCES))
+			ro = errno;
+		if (ro != 0)
+			return tl_err_setsub(err, TL_EDB, rc,
+			                     "db %s: %s: the database became read-only (%s: %s): make "
+			                     "it (and %s-wal) writable again; what was committed is "
+			                     "kept, 'tailor run resume' continues a run",
+			                     op, path, msg, strerror(ro), path);
 		/* a write that found no room: a full disk or a file-size limit
 		 * (EFBIG); every step before it is committed */
 		if ((rc & 0xff) == SQLITE_FULL || rc == SQLITE_IOERR_WRITE || sys == ENOSPC ||
@@ -126,6 +143,7 @@ int db_fail(db_conn *db, int rc, const char *op, tl_err *err)
 			                     "continues a run",
 			                     op, path, msg, sys ? ": " : "", sys ? strerror(sys) : "");
 		break;
+	}
 	}
 	return tl_err_setsub(err, TL_EDB, rc, "db %s: %s: %s", op, path, msg);
 }
