@@ -616,11 +616,11 @@ int ev_config_parse(ev_config *c, const char *json, const char *source, const ch
 		}
 	}
 	/* bench settings of device metrics */
-	c->bench = (ev_bench){64, 16, 0, 2, 1, "q4_0", 600.0, "", 0, 0, ""};
+	c->bench = (ev_bench){64, 16, 0, 2, 1, "q4_0", 600.0, "", 0, 0, "", 600.0};
 	v = cJSON_GetObjectItemCaseSensitive(root, "bench");
 	if (v) {
 		static const char *const ok[] = {"prompt", "gen", "depth", "threads", "repeat", "quant",
-		                                 "timeout_s", "protocol", NULL};
+		                                 "timeout_s", "device_wait_s", "protocol", NULL};
 		if (!cJSON_IsObject(v) || only_keys(v, ok, c, "bench", err) < 0) {
 			if (!tl_err_isset(err))
 				tl_err_set(err, TL_EINVAL, "%s: bench: must be an object", source);
@@ -648,6 +648,16 @@ int ev_config_parse(ev_config *c, const char *json, const char *source, const ch
 				goto out;
 			}
 			c->bench.timeout_s = t->valuedouble;
+		}
+		const cJSON *w = cJSON_GetObjectItemCaseSensitive(v, "device_wait_s");
+		if (w) {
+			if (!cJSON_IsNumber(w) || !(w->valuedouble >= 0 && w->valuedouble <= 7 * 86400)) {
+				tl_err_set(err, TL_EINVAL,
+				           "%s: bench.device_wait_s: seconds, 0 (stop at once) to 604800",
+				           source);
+				goto out;
+			}
+			c->bench.device_wait_s = w->valuedouble;
 		}
 		const cJSON *pr = cJSON_GetObjectItemCaseSensitive(v, "protocol");
 		if (pr) {

@@ -357,11 +357,13 @@ static void measured_of(ev_measured *x, const prof_job *pj)
 }
 
 /* Measure arch_text on device d: the seam's measure, or the profiler's job
- * on the pool's worker (session). */
+ * on the pool's worker (session). *fail: the kind of a failure. */
 static int measure_on(engine *e, dev_session **session, int d, const genome *g,
-                      const char *arch_text, ev_measured *out, int *ret, tl_err *err)
+                      const char *arch_text, ev_measured *out, int *ret, prof_failure *fail,
+                      tl_err *err)
 {
 	*ret = DEV_JOB_OK;
+	*fail = PROF_FAIL_NONE;
 	memset(out, 0, sizeof *out);
 	if (e->ops->measure)
 		return e->ops->measure(e->ops->ctx, e->dev[d], g, arch_text, &e->cfg.bench, out, err);
@@ -373,9 +375,59 @@ static int measure_on(engine *e, dev_session **session, int d, const genome *g,
 			measured_of(out, &pj);
 		else
 			rc = tl_err_set(err, TL_EFAIL, "%s", pj.error);
+		*fail = pj.failure;
 	}
 	prof_job_free(&pj);
 	return rc;
+}
+
+/* The device could not be reached, or the connection died: not the
+ * candidate's fault. */
+static bool unreachable(int ret, prof_failure f)
+{
+	return ret == DEV_JOB_DEVICE &&
+	       (f == PROF_FAIL_CONNECT || f == PROF_FAIL_LOST || f == PROF_FAIL_TRANSFER);
+}
+
+/* The device of job j was unreachable (err); it has been for `waited`
+ * seconds. Wait before the next try (backoff 1, 2, 4 .. 30 s) and return
+ * 0, or return 1 when the run is stopping, or -1 when the wait is over:
+ * the run stops with one line and its candidates stay pending. */
+static int device_wait(engine *e, const ejob *j, double waited, int tries, const tl_err *err)
+{
+	double max = e->cfg.bench.device_wait_s;
+	pthread_mutex_lock(e->mu);
+	if (waited >= max) {
+		if (e->rc == 0) {
+			e->rc = tl_err_set(&e->err, TL_EFAIL,
+			                   "run %lld: device %s unreachable for %.0f s (%.300s); the "
+			                   "candidates still to measure stay pending: 'tailor run "
+			                   "resume %lld' once it is back (bench.device_wait_s: %.0f s)",
+			                   (long long)e->run_id, e->dev[j->d], waited, err->msg,
+			                   (long long)e->run_id, max);
+		}
+		pthread_mutex_unlock(e->mu);
+		return -1;
+	}
+	double pause = tries < 5 ? (double)(1 << tries) : 30;
+	if (pause > max - waited)
+		pause = max - waited;
+	snprintf(e->last, sizeof e->last,
+	         "device %s unreachable for %.0f s, next try in %.0f s (gives up after %.0f s): %.100s",
+	         e->dev[j->d], waited, pause, max, err->msg);
+	report(e);
+	pthread_mutex_unlock(e->mu);
+	for (double t = 0; t < pause; t += 0.25) {
+		pthread_mutex_lock(e->mu);
+		tl_err se = TL_ERR_INIT;
+		bool stop = e->rc < 0 || stop_requested(e, &se);
+		pthread_mutex_unlock(e->mu);
+		if (stop)
+			return 1;
+		struct timespec ts = {0, 250 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return 0;
 }
 
 static int ejob_run(void *ctx, dev_session **session, const db_device *dev, void *vjob)
@@ -398,10 +450,33 @@ static int ejob_run(void *ctx, dev_session **session, const db_device *dev, void
 		return DEV_JOB_OK;
 	}
 	ev_measured m;
-	int ret;
+	int ret, rc;
+	prof_failure fail;
 	const genome *g = s ? &s->g : &e->canary_g;
 	const char *text = s ? s->arch_text : e->canary_text;
-	int rc = measure_on(e, session, j->d, g, text, &m, &ret, &err);
+	double t_away = 0;
+	for (int tries = 0;; tries++) {
+		err = (tl_err)TL_ERR_INIT;
+		rc = measure_on(e, session, j->d, g, text, &m, &ret, &fail, &err);
+		if (rc == 0 || !unreachable(ret, fail))
+			break;
+		if (*session && !dev_session_alive(*session)) {
+			dev_session_close(*session);
+			*session = NULL;
+		}
+		double now = tl_now_s();
+		if (tries == 0)
+			t_away = now;
+		int w = device_wait(e, j, now - t_away, tries, &err);
+		if (w != 0) { /* stopping, or waited enough: the slot stays pending */
+			pthread_mutex_lock(e->mu);
+			j->ran = true;
+			j->ok = false;
+			j->err = err;
+			pthread_mutex_unlock(e->mu);
+			return w < 0 ? DEV_JOB_DEVICE : DEV_JOB_OK;
+		}
+	}
 	pthread_mutex_lock(e->mu);
 	j->ran = true;
 	j->ok = rc == 0;

@@ -106,6 +106,10 @@ typedef struct ev_bench {
 	int predict;
 	int measure_top;
 	char space_hash[65];
+	/* a device that cannot be reached (connect, transfer, a connection
+	 * lost) is waited for this long, retrying with backoff, before the run
+	 * stops with its candidates pending (their results are not failures) */
+	double device_wait_s;
 } ev_bench;
 
 typedef struct ev_config {
