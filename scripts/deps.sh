@@ -12,6 +12,7 @@ PACKAGES=(
 	gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user   # NEON path, cross builds for phones
 	openssh-server openssh-client            # the device lab's tests start a real sshd
 	chromium python3                         # the report's browser test (headless, offline)
+	faketime                                 # the fault suite steps the clock (libfaketime)
 )
 
 missing=()
