@@ -898,7 +898,7 @@ int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *n
 	dev_pool *pool = NULL;
 	pthread_mutex_t mu;
 	bool mu_ok = false;
-	prof_lab lab = {&mu, NULL};
+	prof_lab lab = {&mu, NULL, 0};
 	int rc = CLI_OK;
 
 	for (int i = 0; i < n; i++)

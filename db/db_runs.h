@@ -147,11 +147,32 @@ int db_run_pvm(db_conn *db, int64_t run_id, db_pvm **out, size_t *n, tl_err *err
 typedef struct db_run_device {
 	int64_t id;
 	char name[65];
+	char transport[8];
+	/* from the device fingerprint of its newest measurement in the run
+	 * ("" when it has none): what the figures were measured on */
+	char cpu[128], arch[32], os[128], kernel[96], toolchain[160];
+	int64_t cores;               /* 0: unknown */
+	int64_t n_ok, n_failed;      /* the run's measurements on it */
 } db_run_device;
 
 /* The devices run_id used, by id: *out malloc'd (NULL when none), the caller
  * free()s it. */
 int db_run_devices(db_conn *db, int64_t run_id, db_run_device **out, size_t *n, tl_err *err);
+
+/* A reason a run's evaluations failed and how often: candidates by their
+ * error, or measurements by device, failure kind and error. */
+typedef struct db_run_failure {
+	char device[65];   /* measurements: the device; candidates: "" */
+	char kind[16];     /* measurements: the failure kind; candidates: "" */
+	char error[512];
+	int64_t n;
+} db_run_failure;
+
+/* The most frequent reasons (at most `max`, most frequent first) the run's
+ * candidates (measurements false) or measurements (true) failed: *out
+ * malloc'd (NULL when none), the caller free()s it. */
+int db_run_failures(db_conn *db, int64_t run_id, bool measurements, int max,
+                    db_run_failure **out, size_t *n, tl_err *err);
 
 /* ---- quality results --------------------------------------------------------- */
 

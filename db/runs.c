@@ -428,6 +428,15 @@ static int read_run_device(sqlite3_stmt *st, void *elem, tl_err *err)
 	db_run_device *d = elem;
 	d->id = sqlite3_column_int64(st, 0);
 	db_col_text(st, 1, d->name, sizeof d->name);
+	db_col_text(st, 2, d->transport, sizeof d->transport);
+	db_col_text(st, 3, d->cpu, sizeof d->cpu);
+	db_col_text(st, 4, d->arch, sizeof d->arch);
+	db_col_text(st, 5, d->os, sizeof d->os);
+	db_col_text(st, 6, d->kernel, sizeof d->kernel);
+	db_col_text(st, 7, d->toolchain, sizeof d->toolchain);
+	d->cores = sqlite3_column_int64(st, 8);
+	d->n_ok = sqlite3_column_int64(st, 9);
+	d->n_failed = sqlite3_column_int64(st, 10);
 	return 0;
 }
 
@@ -435,14 +444,52 @@ static const db_rowtype run_device_rows = {sizeof(db_run_device), read_run_devic
 
 int db_run_devices(db_conn *db, int64_t run_id, db_run_device **out, size_t *n, tl_err *err)
 {
+	/* (a bare column beside max() is the max row's: SQLite's rule) */
 	return db_collect(db,
-	                  "SELECT d.id, d.name FROM devices d WHERE d.id IN ("
+	                  "WITH f AS (SELECT device_id, device_fingerprint AS j, max(id) FROM "
+	                  "measurements WHERE run_id = ?1 AND device_fingerprint IS NOT NULL "
+	                  "GROUP BY device_id) "
+	                  "SELECT d.id, d.name, d.transport, json_extract(f.j, '$.cpu_model'), "
+	                  "json_extract(f.j, '$.arch'), json_extract(f.j, '$.os'), "
+	                  "json_extract(f.j, '$.kernel'), json_extract(f.j, '$.toolchain'), "
+	                  "json_extract(f.j, '$.cores'), "
+	                  "(SELECT count(*) FROM measurements m WHERE m.run_id = ?1 AND "
+	                  "m.device_id = d.id AND m.status = 'ok'), "
+	                  "(SELECT count(*) FROM measurements m WHERE m.run_id = ?1 AND "
+	                  "m.device_id = d.id AND m.status = 'failed') "
+	                  "FROM devices d LEFT JOIN f ON f.device_id = d.id WHERE d.id IN ("
 	                  "SELECT device_id FROM measurements WHERE run_id = ?1 UNION "
 	                  "SELECT e.device_id FROM candidate_evals e JOIN candidates c ON "
 	                  "c.id = e.candidate_id WHERE c.run_id = ?1 UNION "
 	                  "SELECT device_id FROM canaries WHERE run_id = ?1) ORDER BY d.id",
 	                  DB_ARGS(DB_I64(run_id)), "run devices", &run_device_rows, (void **)out, n,
 	                  err);
+}
+
+static int read_run_failure(sqlite3_stmt *st, void *elem, tl_err *err)
+{
+	db_run_failure *f = elem;
+	db_col_text(st, 0, f->device, sizeof f->device);
+	db_col_text(st, 1, f->kind, sizeof f->kind);
+	db_col_text(st, 2, f->error, sizeof f->error);
+	f->n = sqlite3_column_int64(st, 3);
+	return 0;
+}
+
+static const db_rowtype run_failure_rows = {sizeof(db_run_failure), read_run_failure, NULL};
+
+int db_run_failures(db_conn *db, int64_t run_id, bool measurements, int max,
+                    db_run_failure **out, size_t *n, tl_err *err)
+{
+	const char *sql =
+	    measurements
+	        ? "SELECT d.name, coalesce(m.failure, ''), coalesce(m.error, ''), count(*) FROM "
+	          "measurements m JOIN devices d ON d.id = m.device_id WHERE m.run_id = ?1 AND "
+	          "m.status = 'failed' GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3 LIMIT ?2"
+	        : "SELECT '', '', coalesce(error, ''), count(*) FROM candidates WHERE run_id = ?1 "
+	          "AND status = 'failed' GROUP BY 3 ORDER BY 4 DESC, 3 LIMIT ?2";
+	return db_collect(db, sql, DB_ARGS(DB_I64(run_id), DB_I64(max)), "run failures",
+	                  &run_failure_rows, (void **)out, n, err);
 }
 
 /* ---- quality ------------------------------------------------------------------------ */

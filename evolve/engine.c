@@ -1518,7 +1518,7 @@ int ev_run_drive(db_conn *db, int64_t run_id, const ev_ops *ops, bool *finished,
 	}
 	pthread_mutex_init(&e.mu_store, NULL);
 	e.mu = &e.mu_store;
-	e.lab = (prof_lab){e.mu, db};
+	e.lab = (prof_lab){e.mu, db, run_id};
 	if ((rc = devices_load(&e, err)) < 0)
 		goto out;
 	/* a resumed run retries the failed evaluations of its current generation */

@@ -424,6 +424,7 @@ static void record(prof_lab *lab, prof_job *job, size_t shape, const db_device *
 	db_measurement_init(&m);
 	m.genome_hash = job->arch_hash;
 	m.device_id = d->id;
+	m.run_id = lab->run_id;
 	m.build_hash = job->build_hash[0] ? job->build_hash : NULL;
 	m.quant = job->a->quant;
 	m.prompt_len = sh->prompt;
@@ -850,7 +851,7 @@ int prof_measure_one(prof_job *job, db_conn *db, const db_device *d, const char 
                      const char *genome_text, const prof_bench_args *a, tl_err *err)
 {
 	pthread_mutex_t mu;
-	prof_lab lab = {&mu, db};
+	prof_lab lab = {&mu, db, 0};
 	dev_pool *pool = NULL;
 	int rc;
 	if (!d->enabled) {

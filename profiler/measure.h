@@ -111,6 +111,7 @@ typedef struct prof_job {
 typedef struct prof_lab {
 	pthread_mutex_t *mu; /* held around every use of db                  */
 	db_conn *db;
+	int64_t run_id;      /* the run the measurements are for; 0: none     */
 } prof_lab;
 
 /* Prepare a job for device d: the protocol (defaults, d's overrides, the

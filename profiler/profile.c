@@ -580,7 +580,7 @@ int prof_predict_genome(prof_genome_pred out[PROF_MAX_SHAPES], size_t *n, db_con
                         tl_err *err)
 {
 	pthread_mutex_t mu;
-	prof_lab lab = {&mu, db};
+	prof_lab lab = {&mu, db, 0};
 	prof_shape shapes[PROF_MAX_SHAPES];
 	char *arch_text = NULL, *text = NULL, hash[65];
 	op_arch *a = malloc(sizeof *a);

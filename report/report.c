@@ -590,6 +590,89 @@ static void pvm_table(rep *R, const db_pvm *p, size_t n)
 	free(s);
 }
 
+/* What the run's device figures were measured on: each device's CPU,
+ * cores, OS, kernel and compiler (from its newest measurement's
+ * fingerprint), and its measurements in the run. */
+static int devices_table(rep *R, db_conn *db, int64_t run_id, tl_err *err)
+{
+	FILE *o = R->o;
+	db_run_device *dev = NULL;
+	size_t n = 0;
+	int rc = db_run_devices(db, run_id, &dev, &n, err);
+	if (rc == 0 && n > 0) {
+		fputs("<h2>Devices</h2>\n<table><tr><th>device</th><th>transport</th><th>CPU</th>"
+		      "<th>cores</th><th>arch</th><th>OS</th><th>kernel</th><th>compiler</th>"
+		      "<th>measurements</th><th>failed</th></tr>\n",
+		      o);
+		for (size_t d = 0; d < n; d++) {
+			const char *cells[] = {dev[d].name, dev[d].transport, dev[d].cpu};
+			fputs("<tr>", o);
+			for (size_t c = 0; c < 3; c++) {
+				fputs("<td>", o);
+				esc(o, cells[c][0] ? cells[c] : "-");
+				fputs("</td>", o);
+			}
+			if (dev[d].cores > 0)
+				fprintf(o, "<td class='num'>%lld</td>", (long long)dev[d].cores);
+			else
+				fputs("<td>-</td>", o);
+			const char *rest[] = {dev[d].arch, dev[d].os, dev[d].kernel, dev[d].toolchain};
+			for (size_t c = 0; c < 4; c++) {
+				fputs("<td>", o);
+				esc(o, rest[c][0] ? rest[c] : "-");
+				fputs("</td>", o);
+			}
+			fprintf(o, "<td class='num'>%lld</td><td class='num'>%lld</td></tr>\n",
+			        (long long)dev[d].n_ok, (long long)dev[d].n_failed);
+		}
+		fputs("</table>\n", o);
+	}
+	free(dev);
+	return rc;
+}
+
+/* Why evaluations failed: the candidates' errors, and the failed
+ * measurements by device and kind (a device that went away, a harness that
+ * crashed), the most frequent first. Nothing when nothing failed. */
+static int failures_tables(rep *R, db_conn *db, int64_t run_id, tl_err *err)
+{
+	FILE *o = R->o;
+	bool head = false;
+	int rc = 0;
+	for (int pass = 0; pass < 2 && rc == 0; pass++) {
+		db_run_failure *f = NULL;
+		size_t n = 0;
+		if ((rc = db_run_failures(db, run_id, pass == 1, REPORT_MAX_FAILURE_ROWS, &f, &n, err)) < 0 ||
+		    n == 0) {
+			free(f);
+			continue;
+		}
+		if (!head)
+			fputs("<h2>Failures</h2>\n", o);
+		head = true;
+		fputs(pass == 0 ? "<h3>Candidates</h3>\n<table><tr><th>count</th><th>error</th></tr>\n"
+		                : "<h3>Measurements</h3>\n<table><tr><th>count</th><th>device</th>"
+		                  "<th>kind</th><th>error</th></tr>\n",
+		      o);
+		for (size_t i = 0; i < n; i++) {
+			fprintf(o, "<tr><td class='num'>%lld</td>", (long long)f[i].n);
+			if (pass == 1) {
+				fputs("<td>", o);
+				esc(o, f[i].device);
+				fputs("</td><td>", o);
+				esc(o, f[i].kind[0] ? f[i].kind : "-");
+				fputs("</td>", o);
+			}
+			fputs("<td class='mono'>", o);
+			esc(o, f[i].error[0] ? f[i].error : "(no message)");
+			fputs("</td></tr>\n", o);
+		}
+		fputs("</table>\n", o);
+		free(f);
+	}
+	return rc;
+}
+
 /* Each device the run used: its canary history over every run (newest
  * REPORT_MAX_TABLE_ROWS), this run's rows highlighted, the change of decode
  * ms from the previous canary of the same genome on the device. Nothing when
@@ -757,7 +840,13 @@ int report_write(db_conn *db, int64_t run_id, const report_config *cfg, FILE *o,
 	esc(o, run.started_at[0] ? run.started_at : "-");
 	fputs("</dd><dt>finished</dt><dd>", o);
 	esc(o, run.finished_at[0] ? run.finished_at : "-");
+	if (run.error[0]) {
+		fputs("</dd><dt>error</dt><dd class='mono'>", o);
+		esc(o, run.error);
+	}
 	fputs("</dd></dl>\n", o);
+	if ((rc = devices_table(&R, db, run_id, err)) < 0)
+		goto out;
 	fputs("<h2>Pareto fronts</h2>\n", o);
 	for (int i = 0; i < R.nobj; i++)
 		for (int j = i + 1; j < R.nobj; j++)
@@ -769,7 +858,8 @@ int report_write(db_conn *db, int64_t run_id, const report_config *cfg, FILE *o,
 	strips(&R);
 	details(&R);
 	pvm_table(&R, pvm, npvm);
-	if ((rc = canary_tables(&R, db, run_id, err)) < 0)
+	if ((rc = canary_tables(&R, db, run_id, err)) < 0 ||
+	    (rc = failures_tables(&R, db, run_id, err)) < 0)
 		goto out;
 	fputs("<details><summary>The run's config</summary><pre><code>", o);
 	esc(o, cfg->text ? cfg->text : run.config);

@@ -34,6 +34,7 @@
 #define REPORT_MAX_POINTS 20000
 #define REPORT_MAX_OBJ 8 /* objectives plotted; more are left out */
 #define REPORT_MAX_TABLE_ROWS 500 /* rows of a predicted-vs-measured or canary table */
+#define REPORT_MAX_FAILURE_ROWS 20 /* reasons listed in each failures table */
 
 /* What the report needs from the run's config, which it does not read
  * itself (report/ uses db and genome only): the caller gets it from the

@@ -151,8 +151,9 @@ check '[ "$(grep -c "<tr class=.this.>" "$tmp/r7.html")" = 4 ] && [ "$(grep -c "
 check 'grep -q "<td class=.mono.>dddddddddddd</td><td class=.num.>11</td><td class=.num.>-8.3%</td>" "$tmp/r7.html"' "report 7: canary change: $(grep -o "dddddddddddd</td>.\{0,80\}" "$tmp/r7.html" | tail -1)"
 check '! grep -qiE "<script|<link|@import|url\(|https?:|src=" "$tmp/r7.html"' "report 7 references something outside"
 # hostile strings (issue 14), a fuzz loop: every name that reaches the HTML
-# (metric, run, operator and genome names, config text; device names are
-# checked by the schema) holds markup, quotes, ]]>, newlines and bytes that
+# (metric, run, operator and genome names, config text, the run's, the
+# candidates' and the measurements' error texts, the device facts of a
+# measurement's fingerprint; device names are checked by the schema) holds markup, quotes, ]]>, newlines and bytes that
 # are not UTF-8, drawn at random (seeded; TAILOR_REPORT_FUZZ rounds, default
 # 12; round 0 is a fixed case); the report must carry them as text: no
 # element of theirs, well-formed markup, valid UTF-8
@@ -180,6 +181,17 @@ for i, h in enumerate(["f" * 64, "0" * 64]):
     db.execute("INSERT INTO candidates (run_id, generation, genome_hash, origin, status, rank, crowding, feasible, violation, objectives) VALUES (9, 0, ?, 'sample', 'done', 0, 1, 1, 0, ?)",
                (h, json.dumps({bad[0]: 1.0 + i, bad[1]: 2.0 - i, bad[2]: 3.0})))
 db.execute("INSERT INTO generations (run_id, generation, evaluated, feasible, frontier_size, hypervolume, finished_at) VALUES (9, 0, 2, 2, 2, 0.5, ?)", (bad[1],))
+# error texts: the run's, a failed candidate's, failed measurements'; the
+# device facts a measurement's fingerprint carries (device names are
+# checked by the schema)
+db.execute("UPDATE runs SET error = ? WHERE id = 9", (name() + raw,))
+db.execute("INSERT INTO genomes (hash, text, params, operators) VALUES (?, ?, 1, '{}')", ("e" * 64, bad[0]))
+db.execute("INSERT INTO candidates (run_id, generation, genome_hash, origin, status, error) VALUES (9, 0, ?, 'sample', 'failed', ?)", ("e" * 64, raw + name()))
+db.execute("INSERT INTO devices (id, name, transport, host) VALUES (7, 'lab-7', 'ssh', ?)", (name(),))
+fp = json.dumps({"cpu_model": bad[0] + raw, "cores": 4, "arch": name(), "os": bad[1], "kernel": raw, "toolchain": name()})
+for st, why in (("ok", None), ("failed", "lost"), ("failed", "harness")):
+    db.execute("INSERT INTO measurements (genome_hash, device_id, run_id, status, failure, error, device_fingerprint, ttft_ms, decode_ms_p50) VALUES (?, 7, 9, ?, ?, ?, ?, 1, 1)",
+               ("f" * 64, st, why, None if st == "ok" else name() + raw, fp))
 db.commit()
 PY
 cat > "$tmp/wellformed.py" <<'PY'
@@ -220,6 +232,7 @@ for seed in $(seq 0 $(( ${TAILOR_REPORT_FUZZ:-12} - 1 ))); do
 	if ! $PY "$tmp/wellformed.py" "$tmp/r9.html"; then fail "report of hostile run $seed is not well-formed HTML or not UTF-8"; fz_bad=$((fz_bad + 1)); continue; fi
 	if [ "$seed" = 0 ]; then
 		check '[ "$(grep -c "a&lt;/title&gt;&lt;script&gt;alert(3)" "$tmp/r9.html")" -ge 2 ]' "report 9: the hostile metric name, escaped, in the plot's title and caption"
+		check 'grep -q "<h2>Devices</h2>" "$tmp/r9.html" && grep -q "<h2>Failures</h2>" "$tmp/r9.html" && [ "$(grep -o "&lt;script&gt;alert(7)" "$tmp/r9.html" | wc -l)" -ge 5 ]' "report 9: the errors and device facts, escaped, in the summary, Devices and Failures: $(grep -o "&lt;script&gt;alert(7)" "$tmp/r9.html" | wc -l) found"
 	fi
 	ok
 done

@@ -50,6 +50,8 @@ void tl_child_guard(void)
  * must not stay held by it). Only async-signal-safe calls after fork. */
 #define REAPER_MAX 4096
 static int reaper_fd = -1;
+static pid_t reaper_pid = -1;
+static bool reaper_done; /* exiting: no new reaper */
 static pthread_mutex_t reaper_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void reaper_main(int rfd)
@@ -91,12 +93,27 @@ static void reaper_main(int rfd)
 	_exit(0);
 }
 
+/* At a normal exit: end the reaper (it kills what is left) and reap it, so
+ * no zombie waits for init to collect it. */
+static void reaper_stop(void)
+{
+	reaper_done = true;
+	if (reaper_fd < 0)
+		return;
+	close(reaper_fd);
+	reaper_fd = -1;
+	while (waitpid(reaper_pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
 /* (reaper_mu held) Start the reaper; -1 when it cannot be (then children
  * have only their death signal). */
 static int reaper_start(void)
 {
 	if (reaper_fd >= 0)
 		return 0;
+	if (reaper_done)
+		return -1;
 	int fd[2];
 	if (pipe(fd) != 0)
 		return -1;
@@ -113,6 +130,8 @@ static int reaper_start(void)
 	}
 	close(fd[0]);
 	reaper_fd = fd[1];
+	reaper_pid = pid;
+	atexit(reaper_stop);
 	return 0;
 }
 
