@@ -38,6 +38,7 @@ qual_train_cfg qual_train_cfg_default(void)
 		.val_frac = 0.1,
 		.val_tokens = 65536,
 		.mad_epochs = 1,
+		.decay_frac = 0.2,
 	};
 	return c;
 }
@@ -165,6 +166,26 @@ static int64_t log_every(const qual_train_cfg *cfg, int64_t steps)
 
 /* ---- train ----------------------------------------------------------------------- */
 
+/* The checkpoints' key: everything that decides the trunk's state at a
+ * given step, i.e. not the budget (TRAINER_STATE_VERSION changes when the
+ * trainer's arithmetic does). */
+#define TRAINER_STATE_VERSION 1
+static void ckpt_key(char out[65], const char *arch_hash, const unsigned char *corpus,
+                     size_t n, const qual_train_cfg *c, const qual_optim_cfg *o)
+{
+	char corpus_hash[65], text[1024];
+	tl_sha256_hex(corpus, n, corpus_hash);
+	qual_model_cfg mc = qual_model_cfg_default();
+	snprintf(text, sizeof text,
+	         "tailor-trunk/%d arch=%s corpus=%s val_frac=%.17g width=%d batch=%d seq=%d "
+	         "seed=%llu init_std=%.9g eps=%.9g lr=%.17g beta1=%.17g beta2=%.17g "
+	         "adam_eps=%.17g wd=%.17g clip=%.17g warmup=%lld",
+	         TRAINER_STATE_VERSION, arch_hash, corpus_hash, c->val_frac, c->width, c->batch,
+	         c->seq, (unsigned long long)c->seed, (double)mc.init_std, (double)mc.norm_eps, o->lr,
+	         o->beta1, o->beta2, o->eps, o->weight_decay, o->clip, (long long)o->warmup);
+	tl_sha256_hex(text, strlen(text), out);
+}
+
 int qual_eval_train(qual_result *out, const genome *g, const qual_train_cfg *cfg, op_pool *pool,
                     tl_err *err)
 {
@@ -201,14 +222,55 @@ int qual_eval_train(qual_result *out, const genome *g, const qual_train_cfg *cfg
 		rc = tl_err_set(err, TL_ENOMEM, "train: out of memory");
 		goto out_buf;
 	}
+	bool wsd = cfg->schedule == QUAL_SCHED_WSD;
+	if (wsd && cfg->ckpt_dir && cfg->opt.warmup <= 0) {
+		rc = tl_err_set(err, TL_EINVAL, "train: a schedule that continues from checkpoints "
+		                "needs its warm-up in steps (opt.warmup), not as a fraction of a budget");
+		goto out_buf;
+	}
 	if ((rc = trainer_init(&tr, out, g, 256, B, T, false, cfg, steps, err)) < 0)
 		goto out_buf;
+	/* WSD: the trunk (constant lr after the warm-up), then the decay */
+	int64_t trunk = steps;
+	if (wsd) {
+		int64_t nd = (int64_t)(cfg->decay_frac * (double)steps + 0.5);
+		if (nd < 1 && steps > 1)
+			nd = 1;
+		if (nd > steps)
+			nd = steps;
+		trunk = steps - nd;
+		tr.opt.schedule = QUAL_SCHED_WSD;
+		tr.opt.decay_from = trunk;
+	}
+	out->trunk_steps = wsd ? trunk : steps;
 	tl_rng rng;
 	tl_rng_seed(&rng, cfg->seed, STREAM_BATCH);
+	int64_t s0 = 0;
+	qual_ckpt ck = {.n = tr.np, .params = qual_model_params(tr.m), .m = tr.mom, .v = tr.vel};
+	if (wsd && cfg->ckpt_dir) {
+		ckpt_key(ck.key, out->arch_hash, bytes, n, cfg, &tr.opt);
+		tl_strlcpy(out->ckpt_key, ck.key, sizeof out->ckpt_key);
+		if ((rc = qual_ckpt_find(cfg->ckpt_dir, ck.key, trunk, &ck.step, err)) < 0)
+			goto out;
+		if (ck.step > 0) {
+			if ((rc = qual_ckpt_load(cfg->ckpt_dir, &ck, err)) < 0)
+				goto out;
+			rng = ck.rng;
+			s0 = ck.step;
+			out->resumed_step = s0;
+		}
+	}
 	int64_t every = log_every(cfg, steps);
 	double t0 = tl_now_s(), tail = 0;
 	int64_t ntail = 0;
-	for (int64_t s = 0; s < steps; s++) {
+	for (int64_t s = s0; s < steps; s++) {
+		if (s == trunk && wsd && cfg->ckpt_dir && trunk > s0) {
+			/* the trunk's end: what a longer budget continues from */
+			ck.step = trunk;
+			ck.rng = rng;
+			if ((rc = qual_ckpt_save(cfg->ckpt_dir, &ck, err)) < 0)
+				goto out;
+		}
 		for (int b = 0; b < B; b++) {
 			int64_t off = (int64_t)tl_rng_range(&rng, 0, ntrain - T - 1);
 			for (int t = 0; t < T; t++) {
@@ -229,11 +291,12 @@ int qual_eval_train(qual_result *out, const genome *g, const qual_train_cfg *cfg
 			                "(lower the learning rate)", loss, (long long)s, (long long)steps);
 			goto out;
 		}
-		if (s >= steps - (steps + 9) / 10) {
+		/* the training loss: the last 10% of the steps, or WSD's decay */
+		if (wsd ? s >= trunk || trunk == steps : s >= steps - (steps + 9) / 10) {
 			tail += loss;
 			ntail++;
 		}
-		if ((s + 1) % every == 0 || s == 0 || s + 1 == steps) {
+		if ((s + 1) % every == 0 || s == s0 || s + 1 == steps) {
 			qual_point p = {-1, s + 1, (s + 1) * B * T, loss, qual_lr_at(&tr.opt, s), NAN};
 			if ((rc = curve_add(out, &p, err)) < 0)
 				goto out;
@@ -244,7 +307,7 @@ int qual_eval_train(qual_result *out, const genome *g, const qual_train_cfg *cfg
 	out->seconds = tl_now_s() - t0;
 	out->steps = steps;
 	out->tokens = steps * B * T;
-	out->tokens_per_s = out->seconds > 0 ? (double)out->tokens / out->seconds : 0;
+	out->tokens_per_s = out->seconds > 0 ? (double)(steps - s0) * B * T / out->seconds : 0;
 	out->train_loss = tail / (double)(ntail ? ntail : 1);
 	/* validation: consecutive windows of the held-out tail, in order */
 	{

@@ -17,6 +17,15 @@ double qual_lr_at(const qual_optim_cfg *c, int64_t step)
 {
 	if (c->warmup > 0 && step < c->warmup)
 		return c->lr * (double)(step + 1) / (double)c->warmup;
+	if (c->schedule == QUAL_SCHED_WSD) {
+		if (step < c->decay_from)
+			return c->lr;
+		int64_t n = c->steps - c->decay_from;
+		double f = n > 0 ? (double)(step - c->decay_from + 1) / (double)n : 1.0;
+		if (f > 1.0)
+			f = 1.0;
+		return c->lr + (c->min_lr - c->lr) * f;
+	}
 	int64_t span = c->steps - c->warmup;
 	if (span <= 0)
 		return c->lr;

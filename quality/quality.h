@@ -111,9 +111,18 @@ typedef struct qual_optim_cfg {
 	double clip;        /* global gradient norm clip, 0 none                    */
 	int64_t warmup;     /* linear warm-up steps                                 */
 	int64_t steps;      /* total steps (cosine from warmup to steps)            */
+	int schedule;       /* QUAL_SCHED_COSINE, or QUAL_SCHED_WSD                  */
+	int64_t decay_from; /* WSD: the first step of the decay                     */
 } qual_optim_cfg;
 
-/* Learning rate at step s (0-based): linear warm-up then cosine to min_lr. */
+/* Schedules: COSINE: linear warm-up, then cosine to min_lr at `steps`.
+ * WSD (warm-up, stable, decay): linear warm-up, the peak lr until
+ * decay_from, then linear to min_lr at the last step. Before decay_from a
+ * WSD rate does not depend on `steps`, which is what lets a training
+ * continue to a longer budget exactly (qual_eval_train, checkpoints). */
+enum { QUAL_SCHED_COSINE = 0, QUAL_SCHED_WSD = 1 };
+
+/* Learning rate at step s (0-based), by the schedule. */
 double qual_lr_at(const qual_optim_cfg *c, int64_t step);
 /* One AdamW step on p with gradient g (n values); m, v moments (zeroed at
  * start); decay[i] per value. Returns the gradient norm before clipping. */
@@ -177,6 +186,17 @@ typedef struct qual_train_cfg {
 	 * TL_ESTOPPED, nothing measured */
 	bool (*stop)(void *ud);
 	void *stop_ud;
+	/* train: the schedule (QUAL_SCHED_COSINE by default). With WSD the last
+	 * decay_frac of the steps (0.2) decay; the steps before them (the
+	 * trunk) are a prefix of every longer budget's, so with ckpt_dir set
+	 * the trunk's end state is saved there and a longer budget of the same
+	 * genome and settings starts from the longest trunk not beyond its own
+	 * (the result is the same, bit for bit, as training it from step 0).
+	 * The warm-up must then be given in steps (opt.warmup > 0): a fraction
+	 * of the steps would differ between budgets. */
+	int schedule;
+	double decay_frac;
+	const char *ckpt_dir;
 } qual_train_cfg;
 
 qual_train_cfg qual_train_cfg_default(void);
@@ -190,6 +210,9 @@ typedef struct qual_result {
 	qual_point *curve;             /* owned; n_curve points                   */
 	int n_curve;
 	char arch_hash[65];            /* SHA-256 of the proxy's arch text         */
+	int64_t trunk_steps;           /* WSD: steps before the decay              */
+	int64_t resumed_step;          /* WSD: steps taken from a checkpoint (0)   */
+	char ckpt_key[65];             /* WSD with ckpt_dir: the checkpoints' key  */
 } qual_result;
 
 void qual_result_free(qual_result *r);
@@ -201,6 +224,33 @@ int qual_eval_train(qual_result *out, const genome *g, const qual_train_cfg *cfg
 /* Train a fresh proxy per MAD task and score test accuracy. */
 int qual_eval_mad(qual_result *out, const genome *g, const qual_train_cfg *cfg, op_pool *pool,
                   tl_err *err);
+
+/* ---- checkpoints (quality/ckpt.c) ----------------------------------------------------- */
+
+/* A trainer's state after `step` trunk steps; the arrays are the caller's
+ * (n floats each). key: 64 hex (see qual_eval_train). */
+typedef struct qual_ckpt {
+	char key[65];
+	int64_t step, n;
+	float *params, *m, *v;
+	tl_rng rng;
+} qual_ckpt;
+
+/* The checkpoint directory, TAILOR_CACHE's "ckpt" (created). */
+int qual_ckpt_dir(char *out, size_t n, tl_err *err);
+/* Write DIR/KEY-STEP.ckpt (atomically). TL_EIO. */
+int qual_ckpt_save(const char *dir, const qual_ckpt *c, tl_err *err);
+/* The largest step <= max_step with a checkpoint of key in dir (-1: none). */
+int qual_ckpt_find(const char *dir, const char *key, int64_t max_step, int64_t *step,
+                   tl_err *err);
+/* Read c->key at c->step into c's arrays (c->n must match) and c->rng.
+ * TL_EPARSE naming the file when it is damaged or not this model's. */
+int qual_ckpt_load(const char *dir, qual_ckpt *c, tl_err *err);
+/* Count (and, when remove_them, delete) the checkpoints in dir last written
+ * at least older_than_s seconds ago (0: all), left-over temporary files
+ * included: *files, *bytes. */
+int qual_ckpt_scan(const char *dir, int64_t older_than_s, bool remove_them, int64_t *files,
+                   int64_t *bytes, tl_err *err);
 
 /* ---- MAD data --------------------------------------------------------------- */
 

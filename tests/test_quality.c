@@ -472,6 +472,91 @@ static void check_train(void)
 	CHECK_CONTAINS(e2.msg, "/nonexistent/corpus.txt");
 }
 
+/* The WSD schedule and checkpoints: training to budget B1 in one go equals,
+ * bit for bit, training to B0 (saving the trunk) and then to B1 from the
+ * checkpoint; the lr schedule is flat before the decay and ends at min_lr;
+ * a damaged checkpoint is refused with its path; clean removes them. */
+static void check_continue(void)
+{
+	genome g;
+	tl_err err = TL_ERR_INIT;
+	CHECK(genome_parse(&g, genomes[0], "g", &err) == 0);
+	char corpus[1024], dir_a[] = "/tmp/tailor-ckpt-a-XXXXXX", dir_b[] = "/tmp/tailor-ckpt-b-XXXXXX";
+	snprintf(corpus, sizeof corpus, "%s/data/tinyshakespeare.txt", root);
+	CHECK(mkdtemp(dir_a) != NULL && mkdtemp(dir_b) != NULL);
+	qual_optim_cfg o = {.lr = 1e-3, .min_lr = 1e-4, .warmup = 5, .steps = 50,
+	                    .schedule = QUAL_SCHED_WSD, .decay_from = 40};
+	CHECK(fabs(qual_lr_at(&o, 4) - 1e-3) < 1e-15 && fabs(qual_lr_at(&o, 39) - 1e-3) < 1e-15);
+	CHECK(qual_lr_at(&o, 40) < 1e-3 && fabs(qual_lr_at(&o, 49) - 1e-4) < 1e-15);
+	o.steps = 500; /* a longer budget: the same rates before its own decay */
+	CHECK(fabs(qual_lr_at(&o, 39) - 1e-3) < 1e-15);
+	op_pool *pool = NULL;
+	CHECK(op_pool_create(&pool, 2, &err) == 0);
+	qual_train_cfg c = qual_train_cfg_default();
+	c.width = 32;
+	c.batch = 4;
+	c.seq = 32;
+	c.corpus = corpus;
+	c.val_tokens = 2048;
+	c.opt.lr = 3e-3;
+	c.opt.warmup = 4;
+	c.schedule = QUAL_SCHED_WSD;
+	const int64_t b0 = 4 * 32 * 20, b1 = 4 * 32 * 50;
+	qual_result r0, r1, one;
+	/* A: b0, then b1 continuing from b0's trunk (16 steps) */
+	c.ckpt_dir = dir_a;
+	c.tokens = b0;
+	CHECK_MSG(qual_eval_train(&r0, &g, &c, pool, &err) == 0, "%s", err.msg);
+	CHECK(r0.trunk_steps == 16 && r0.resumed_step == 0);
+	c.tokens = b1;
+	CHECK_MSG(qual_eval_train(&r1, &g, &c, pool, &err) == 0, "%s", err.msg);
+	CHECK_MSG(r1.resumed_step == 16 && r1.trunk_steps == 40, "resumed %lld, trunk %lld",
+	          (long long)r1.resumed_step, (long long)r1.trunk_steps);
+	/* B: b1 in one go */
+	c.ckpt_dir = dir_b;
+	CHECK_MSG(qual_eval_train(&one, &g, &c, pool, &err) == 0, "%s", err.msg);
+	CHECK(one.resumed_step == 0);
+	CHECK_MSG(r1.val_loss == one.val_loss && r1.train_loss == one.train_loss,
+	          "continued: val %.17g train %.17g; in one go: val %.17g train %.17g", r1.val_loss,
+	          r1.train_loss, one.val_loss, one.train_loss);
+	CHECK_MSG(r1.val_loss < r0.val_loss, "b1 %.4f not below b0 %.4f", r1.val_loss, r0.val_loss);
+	fprintf(stderr, "  wsd: %lld tokens %.4f bpb; %lld tokens %.4f bpb continued, %.4f in one go\n",
+	        (long long)b0, r0.val_bpb, (long long)b1, r1.val_bpb, one.val_bpb);
+	/* the warm-up as a fraction is refused with checkpoints */
+	qual_train_cfg c2 = c;
+	c2.opt.warmup = 0;
+	tl_err e2 = TL_ERR_INIT;
+	qual_result rx;
+	CHECK(qual_eval_train(&rx, &g, &c2, pool, &e2) == TL_EINVAL);
+	CHECK_CONTAINS(e2.msg, "warm-up in steps");
+	/* a damaged checkpoint: refused, naming it */
+	char path[1200];
+	snprintf(path, sizeof path, "%s/%s-40.ckpt", dir_b, one.ckpt_key);
+	FILE *f = fopen(path, "r+b");
+	CHECK(f != NULL);
+	if (f) {
+		fseek(f, 200, SEEK_SET);
+		fputc(0x5a, f);
+		fclose(f);
+	}
+	c.tokens = 4 * 32 * 60;
+	tl_err e3 = TL_ERR_INIT;
+	CHECK(qual_eval_train(&rx, &g, &c, pool, &e3) == TL_EPARSE);
+	CHECK_CONTAINS(e3.msg, path);
+	CHECK_CONTAINS(e3.msg, "checksum");
+	int64_t files = 0, bytes = 0;
+	CHECK(qual_ckpt_scan(dir_a, 0, false, &files, &bytes, &err) == 0 && files == 2 && bytes > 0);
+	CHECK(qual_ckpt_scan(dir_a, 0, true, &files, &bytes, &err) == 0 && files == 2);
+	CHECK(qual_ckpt_scan(dir_a, 0, false, &files, &bytes, &err) == 0 && files == 0);
+	CHECK(qual_ckpt_scan(dir_b, 0, true, &files, &bytes, &err) == 0);
+	rmdir(dir_a);
+	rmdir(dir_b);
+	qual_result_free(&r0);
+	qual_result_free(&r1);
+	qual_result_free(&one);
+	op_pool_free(pool);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1)
@@ -485,5 +570,6 @@ int main(int argc, char **argv)
 	check_optim();
 	check_mad();
 	check_train();
+	check_continue();
 	return tl_test_end();
 }
