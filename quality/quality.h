@@ -252,6 +252,68 @@ int qual_ckpt_load(const char *dir, qual_ckpt *c, tl_err *err);
 int qual_ckpt_scan(const char *dir, int64_t older_than_s, bool remove_them, int64_t *files,
                    int64_t *bytes, tl_err *err);
 
+/* ---- fidelity (quality/fidelity.c) ------------------------------------------------------ */
+
+/* Rank agreement of two samples: Kendall's tau-b and Spearman's rho (NaN
+ * when one side is all ties), with 95% percentile bootstrap intervals
+ * (NaN when resamples < 10 or n < 3). */
+typedef struct qual_agreement {
+	double tau, tau_lo, tau_hi;
+	double rho, rho_lo, rho_hi;
+} qual_agreement;
+
+double qual_kendall_tau_b(const double *x, const double *y, int n);
+double qual_spearman_rho(const double *x, const double *y, int n);
+/* TL_ENOMEM, else 0. */
+int qual_rank_agreement(qual_agreement *out, const double *x, const double *y, int n,
+                        int resamples, uint64_t seed);
+
+#define QUAL_FIDELITY_MAX_BUDGETS 8
+
+/* A fidelity study's results: val_bpb of n genomes at nb budgets (seed 1)
+ * and at the lowest budget for ns seeds; the agreement between every two
+ * budgets (agree[a * nb + b]); the seed noise (the median absolute paired
+ * difference, and sigma, one training's standard deviation); the agreement
+ * of seed 1 with seed 2; each budget's spread (max - min); enough: the first
+ * budget whose tau against the highest is >= 0.8 (-1: none). */
+typedef struct qual_fidelity {
+	int n, nb, ns;
+	int64_t budgets[QUAL_FIDELITY_MAX_BUDGETS];
+	double *q, *qs;
+	qual_agreement *agree;
+	qual_agreement seed_agree;
+	double noise_median, noise_sigma;
+	double spread[QUAL_FIDELITY_MAX_BUDGETS];
+	int enough;
+	double seconds;
+} qual_fidelity;
+
+typedef struct qual_fidelity_cfg {
+	int64_t budgets[QUAL_FIDELITY_MAX_BUDGETS]; /* tokens, increasing */
+	int n_budgets;
+	int seeds;             /* trainings at the lowest budget per genome (2)   */
+	qual_train_cfg train;  /* corpus, width, batch, seq, lr, warmup (steps),
+	                        * ckpt_dir...; schedule and tokens are set here */
+	int resamples;         /* bootstrap resamples (1000)                       */
+	/* after every training step: genome, budget and seed indices, tokens
+	 * trained so far of the study's total, seconds (may be NULL) */
+	void (*progress)(void *ud, int genome, int budget, int seed, int64_t done, int64_t total,
+	                 double seconds);
+	/* after every training (may be NULL): a non-zero return ends the study */
+	int (*result)(void *ud, int genome, int budget, int seed, const qual_train_cfg *c,
+	              const qual_result *r, tl_err *err);
+	void *progress_ud;
+} qual_fidelity_cfg;
+
+/* Train every genome at every budget (one WSD training continued from
+ * checkpoints) and at the lowest budget for the other seeds; then
+ * qual_fidelity_stats. Free with qual_fidelity_free. */
+int qual_fidelity_run(qual_fidelity *f, const genome *gs, int n, const qual_fidelity_cfg *cfg,
+                      op_pool *pool, tl_err *err);
+/* The statistics of f's values (f->q, f->qs filled). */
+int qual_fidelity_stats(qual_fidelity *f, int resamples, uint64_t seed, tl_err *err);
+void qual_fidelity_free(qual_fidelity *f);
+
 /* ---- MAD data --------------------------------------------------------------- */
 
 typedef struct qual_mad_spec {

@@ -557,6 +557,49 @@ static void check_continue(void)
 	op_pool_free(pool);
 }
 
+/* Rank statistics against hand-worked values; the fidelity summary of a
+ * made-up study. */
+static void check_fidelity_stats(void)
+{
+	const double x[] = {1, 2, 3, 4, 5}, y[] = {3, 4, 1, 2, 5};
+	/* 6 concordant pairs, 4 discordant: (6 - 4) / 10; sum d^2 = 16: 1 - 96/120 */
+	CHECK(fabs(qual_kendall_tau_b(x, y, 5) - 0.2) < 1e-15);
+	CHECK(fabs(qual_spearman_rho(x, y, 5) - 0.2) < 1e-15);
+	const double tx[] = {1, 1, 2, 3}, ty[] = {1, 2, 2, 3};
+	/* tau-b: 4 concordant, one tie in x only, one in y only: 4 / sqrt(5 * 5);
+	 * rho on average ranks (1.5 1.5 3 4) and (1 2.5 2.5 4): 3.75 / 4.5 */
+	CHECK(fabs(qual_kendall_tau_b(tx, ty, 4) - 0.8) < 1e-15);
+	CHECK(fabs(qual_spearman_rho(tx, ty, 4) - 3.75 / 4.5) < 1e-15);
+	const double flat[] = {2, 2, 2, 2};
+	CHECK(isnan(qual_kendall_tau_b(tx, flat, 4)) && isnan(qual_spearman_rho(tx, flat, 4)));
+	/* 12 genomes: budget 2 is budget 1 plus noise; budget 0 reverses half */
+	qual_fidelity f = {.n = 12, .nb = 3, .ns = 2, .budgets = {100, 200, 400}};
+	double q[36], qs[24];
+	tl_rng rng;
+	tl_rng_seed(&rng, 5, 1);
+	for (int i = 0; i < 12; i++) {
+		double base = i * 0.1;
+		q[i * 3 + 2] = base;
+		q[i * 3 + 1] = base + 0.01 * ((double)tl_rng_bounded(&rng, 100) / 100.0 - 0.5);
+		q[i * 3 + 0] = i < 6 ? -base : base;
+		qs[i * 2] = q[i * 3];
+		qs[i * 2 + 1] = q[i * 3] + (i % 2 ? 0.05 : -0.05);
+	}
+	f.q = q;
+	f.qs = qs;
+	tl_err err = TL_ERR_INIT;
+	CHECK(qual_fidelity_stats(&f, 500, 3, &err) == 0);
+	const qual_agreement *a12 = &f.agree[1 * 3 + 2], *a02 = &f.agree[0 * 3 + 2];
+	CHECK_MSG(a12->tau > 0.95 && a12->tau_lo <= a12->tau && a12->tau <= a12->tau_hi,
+	          "tau(1,2) %.3f [%.3f, %.3f]", a12->tau, a12->tau_lo, a12->tau_hi);
+	CHECK_MSG(a02->tau < 0.8 && a02->tau_lo < a02->tau_hi, "tau(0,2) %.3f", a02->tau);
+	CHECK(f.agree[0].tau == 1.0 && f.enough == 1);
+	CHECK_MSG(fabs(f.noise_median - 0.05) < 1e-12 && fabs(f.noise_sigma - 0.05 / sqrt(2.0)) < 1e-12,
+	          "noise %.6f, sigma %.6f", f.noise_median, f.noise_sigma);
+	CHECK(fabs(f.spread[2] - 1.1) < 1e-12);
+	free(f.agree);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1)
@@ -571,5 +614,6 @@ int main(int argc, char **argv)
 	check_mad();
 	check_train();
 	check_continue();
+	check_fidelity_stats();
 	return tl_test_end();
 }
