@@ -71,6 +71,8 @@ int cmd_genome(int argc, char **argv, cli_ctx *ctx);
 int cmd_build(int argc, char **argv, cli_ctx *ctx);
 int cmd_bench(int argc, char **argv, cli_ctx *ctx);
 int cmd_train(int argc, char **argv, cli_ctx *ctx);
+/* cli/cmd_quality.c: `tailor quality fidelity` and `tailor quality ckpt` */
+int cmd_quality(int argc, char **argv, cli_ctx *ctx);
 int cmd_device(int argc, char **argv, cli_ctx *ctx);
 int cmd_run(int argc, char **argv, cli_ctx *ctx);
 /* query, frontier and export (argv[0] says which) */

@@ -25,6 +25,7 @@ static const cli_cmd commands[] = {
 	{"device", "register, probe and trust the lab's devices (SSH hosts, phones via adb)", cmd_device},
 	{"run", "start, watch, stop and resume architecture searches", cmd_run},
 	{"train", "estimate a genome's quality: train its proxy (LM, MAD) or run a command", cmd_train},
+	{"quality", "trust in the quality signal: fidelity studies (budgets, seeds), checkpoints", cmd_quality},
 	{"frontier", "the current frontier of a run, one row per genome", cmd_query},
 	{"query", "run a read-only SQL query on the results database", cmd_query},
 	{"export", "every candidate of a run as CSV, JSON or JSON lines", cmd_query},

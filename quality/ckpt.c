@@ -35,6 +35,19 @@ int qual_ckpt_dir(char *out, size_t n, tl_err *err)
 		return rc;
 	if ((size_t)snprintf(out, n, "%s/ckpt", root) >= n)
 		return tl_err_set(err, TL_EINVAL, "checkpoints: cache path too long: %s", root);
+	/* the cache root and its parents first (mkdir -p) */
+	for (char *p = out + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(out, 0755) != 0 && errno != EEXIST) {
+			int e = errno;
+			*p = '/';
+			return tl_err_setsub(err, TL_EIO, e, "checkpoints: cannot create %s: %s (set "
+			                     "TAILOR_CACHE to a directory you can write)", out, strerror(e));
+		}
+		*p = '/';
+	}
 	if (mkdir(out, 0755) != 0 && errno != EEXIST)
 		return tl_err_setsub(err, TL_EIO, errno, "checkpoints: cannot create %s: %s", out,
 		                     strerror(errno));

@@ -206,7 +206,7 @@ int qual_fidelity_stats(qual_fidelity *f, int resamples, uint64_t seed, tl_err *
 			hi = v > hi ? v : hi;
 		}
 		f->spread[b] = hi - lo;
-		if (f->enough < 0 && f->agree[b * nb + nb - 1].tau >= 0.8)
+		if (f->enough < 0 && b < nb - 1 && f->agree[b * nb + nb - 1].tau >= 0.8)
 			f->enough = b;
 	}
 	free(x);

@@ -275,7 +275,7 @@ int qual_rank_agreement(qual_agreement *out, const double *x, const double *y, i
  * budgets (agree[a * nb + b]); the seed noise (the median absolute paired
  * difference, and sigma, one training's standard deviation); the agreement
  * of seed 1 with seed 2; each budget's spread (max - min); enough: the first
- * budget whose tau against the highest is >= 0.8 (-1: none). */
+ * budget below the highest whose tau against it is >= 0.8 (-1: none). */
 typedef struct qual_fidelity {
 	int n, nb, ns;
 	int64_t budgets[QUAL_FIDELITY_MAX_BUDGETS];

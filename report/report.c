@@ -590,6 +590,137 @@ static void pvm_table(rep *R, const db_pvm *p, size_t n)
 	free(s);
 }
 
+static double jnum(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* The run's newest fidelity study (`tailor quality fidelity --run`): each
+ * genome's val_bpb per budget as a line, its other seeds at the lowest
+ * budget as hollow points (the seed spread), then the agreement of every
+ * budget with the highest. Nothing when the run has none. */
+static int fidelity_section(rep *R, db_conn *db, int64_t run_id, tl_err *err)
+{
+	FILE *o = R->o;
+	char **ev = NULL;
+	size_t nev = 0;
+	int rc = db_run_events_data(db, run_id, "quality.fidelity", &ev, &nev, err);
+	if (rc < 0 || nev == 0) {
+		db_strings_free(ev, nev);
+		return rc;
+	}
+	cJSON *st = cJSON_Parse(ev[nev - 1]);
+	const cJSON *bud = cJSON_GetObjectItemCaseSensitive(st, "budgets");
+	const cJSON *gen = cJSON_GetObjectItemCaseSensitive(st, "genomes");
+	int nb = cJSON_GetArraySize(bud), ng = cJSON_GetArraySize(gen);
+	if (st == NULL || nb < 2 || ng < 1 || nb > QUAL_REPORT_MAX_BUDGETS) {
+		cJSON_Delete(st);
+		db_strings_free(ev, nev);
+		return 0;
+	}
+	double b[QUAL_REPORT_MAX_BUDGETS];
+	for (int i = 0; i < nb; i++) {
+		const cJSON *x = cJSON_GetArrayItem(bud, i);
+		b[i] = cJSON_IsNumber(x) && x->valuedouble >= 1 ? x->valuedouble : 1;
+	}
+	frame f = {70, 20, 400, 220, log2(b[0]) - 0.5, log2(b[nb - 1]) + 0.5, INFINITY, -INFINITY};
+	const cJSON *g;
+	cJSON_ArrayForEach(g, gen)
+	{
+		const cJSON *v;
+		cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(g, "val_bpb"))
+		if (cJSON_IsNumber(v)) {
+			f.ylo = fmin(f.ylo, v->valuedouble);
+			f.yhi = fmax(f.yhi, v->valuedouble);
+		}
+		cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(g, "seeds_val_bpb"))
+		if (cJSON_IsNumber(v)) {
+			f.ylo = fmin(f.ylo, v->valuedouble);
+			f.yhi = fmax(f.yhi, v->valuedouble);
+		}
+	}
+	fputs("<h2>Quality fidelity</h2>\n", o);
+	if (isfinite(f.ylo)) {
+		pad_range(&f.ylo, &f.yhi);
+		fputs("<figure><svg class='plot' viewBox='0 0 490 280' width='490' height='280' "
+		      "role='img' aria-label='val_bpb per training budget'>\n", o);
+		axes(o, &f, "training budget, log2 of tokens", "val_bpb");
+		cJSON_ArrayForEach(g, gen)
+		{
+			const cJSON *h = cJSON_GetObjectItemCaseSensitive(g, "hash");
+			const char *hs = cJSON_IsString(h) ? h->valuestring : "";
+			fputs("<polyline class='fid' points='", o);
+			int k = 0;
+			const cJSON *v;
+			cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(g, "val_bpb"))
+			{
+				if (cJSON_IsNumber(v) && k < nb)
+					fprintf(o, "%.1f,%.1f ", fx(&f, log2(b[k])), fy(&f, v->valuedouble));
+				k++;
+			}
+			fputs("'><title>", o);
+			esc_prefix(o, hs, 12);
+			fputs("</title></polyline>\n", o);
+			int s = 0;
+			cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(g, "seeds_val_bpb"))
+			{
+				if (s++ > 0 && cJSON_IsNumber(v)) {
+					fprintf(o, "<circle cx='%.1f' cy='%.1f' r='3' class='fids'><title>", fx(&f, log2(b[0])),
+					        fy(&f, v->valuedouble));
+					esc_prefix(o, hs, 12);
+					fprintf(o, " seed %d: %.4f</title></circle>\n", s, v->valuedouble);
+				}
+			}
+		}
+		fputs("</svg><figcaption>Each line a genome's held-out bits per byte after each "
+		      "training budget", o);
+		for (int i = 0; i < nb; i++)
+			fprintf(o, "%s%.0f", i ? ", " : " (", b[i]);
+		fputs(" tokens); hollow points: the same genome trained with other seeds at the lowest "
+		      "budget.</figcaption></figure>\n", o);
+	}
+	double noise = jnum(st, "noise_median"), sigma = jnum(st, "noise_sigma");
+	fprintf(o, "<p>%d genomes, %d seed(s), %.0f s of training. ", ng, (int)jnum(st, "seeds"),
+	        jnum(st, "seconds"));
+	if (isfinite(noise))
+		fprintf(o, "Seed noise at the lowest budget: median |paired difference| %.4f bpb "
+		        "(sigma %.4f). ", noise, sigma);
+	double enough = jnum(st, "enough_budget");
+	if (isfinite(enough))
+		fprintf(o, "The first budget ranking as the highest does (Kendall tau &ge; 0.8): %.0f "
+		        "tokens.</p>\n", enough);
+	else
+		fputs("No lower budget ranks as the highest does (Kendall tau &ge; 0.8).</p>\n", o);
+	fputs("<table><tr><th>budget (tokens)</th><th>spread</th><th>spread / noise</th>"
+	      "<th>tau vs highest [95%]</th><th>rho vs highest [95%]</th></tr>\n", o);
+	const cJSON *spread = cJSON_GetObjectItemCaseSensitive(st, "spread");
+	const cJSON *ag = cJSON_GetObjectItemCaseSensitive(st, "agreement");
+	for (int i = 0; i < nb; i++) {
+		double sp = cJSON_IsNumber(cJSON_GetArrayItem(spread, i))
+		                ? cJSON_GetArrayItem(spread, i)->valuedouble
+		                : NAN;
+		fprintf(o, "<tr><td class='num'>%.0f</td>", b[i]);
+		num_cell(o, sp);
+		num_cell(o, isfinite(noise) && noise > 0 ? sp / noise : NAN);
+		const cJSON *a = NULL, *x;
+		cJSON_ArrayForEach(x, ag)
+		if (jnum(x, "a") == b[i] && jnum(x, "b") == b[nb - 1])
+			a = x;
+		if (a)
+			fprintf(o, "<td class='num'>%.2f [%.2f, %.2f]</td><td class='num'>%.2f [%.2f, "
+			        "%.2f]</td></tr>\n",
+			        jnum(a, "tau"), jnum(a, "tau_lo"), jnum(a, "tau_hi"), jnum(a, "rho"),
+			        jnum(a, "rho_lo"), jnum(a, "rho_hi"));
+		else
+			fputs("<td>-</td><td>-</td></tr>\n", o);
+	}
+	fputs("</table>\n", o);
+	cJSON_Delete(st);
+	db_strings_free(ev, nev);
+	return 0;
+}
+
 /* What the run's device figures were measured on: each device's CPU,
  * cores, OS, kernel and compiler (from its newest measurement's
  * fingerprint), and its measurements in the run. */
@@ -804,6 +935,8 @@ int report_write(db_conn *db, int64_t run_id, const report_config *cfg, FILE *o,
 	      ".pt{fill:#9a9a9a;fill-opacity:.55}.inf{fill:#e45756;fill-opacity:.45}\n"
 	      ".fr{fill:#1f5fbf;stroke:#fff}.fl{fill:none;stroke:#1f5fbf;stroke-width:1.5}\n"
 	      ".hv{fill:none;stroke:#1f5fbf;stroke-width:2}.hvp{fill:#1f5fbf}\n"
+	      ".fid{fill:none;stroke:#1f5fbf;stroke-opacity:.55;stroke-width:1.5}"
+	      ".fids{fill:none;stroke:#d2452c;stroke-width:1.5}\n"
 	      "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ddd;padding:3px 6px}\n"
 	      "td.num{text-align:right;font-variant-numeric:tabular-nums}.mono,code{font-family:monospace}\n"
 	      "code{font-size:11px;word-break:break-all}\n"
@@ -854,6 +987,8 @@ int report_write(db_conn *db, int64_t run_id, const report_config *cfg, FILE *o,
 	fputs("<h2>Progress</h2>\n", o);
 	hv_plot(&R, gens, ngen);
 	op_plot(&R, ops, nops);
+	if ((rc = fidelity_section(&R, db, run_id, err)) < 0)
+		goto out;
 	fputs("<h2>The frontier</h2>\n", o);
 	strips(&R);
 	details(&R);

@@ -34,7 +34,8 @@
 #define REPORT_MAX_POINTS 20000
 #define REPORT_MAX_OBJ 8 /* objectives plotted; more are left out */
 #define REPORT_MAX_TABLE_ROWS 500 /* rows of a predicted-vs-measured or canary table */
-#define REPORT_MAX_FAILURE_ROWS 20 /* reasons listed in each failures table */
+#define REPORT_MAX_FAILURE_ROWS 20
+#define QUAL_REPORT_MAX_BUDGETS 8 /* budgets of a fidelity study drawn */ /* reasons listed in each failures table */
 
 /* What the report needs from the run's config, which it does not read
  * itself (report/ uses db and genome only): the caller gets it from the

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/test_quality_cli.sh: `tailor train`: help, usage errors (exit 2, one
 # line), the command evaluator's protocol (a good answer, bad output, a
-# failing command, a timeout) and a tiny built-in run.
+# failing command, a timeout) and a tiny built-in run; `tailor quality
+# fidelity` and `tailor quality ckpt` on a tiny study.
 # argv: tailor executable, source root.
 set -u
 tailor=$1 root=$2
@@ -42,5 +43,39 @@ check "train: val_bpb" grep -q '"val_bpb":' "$out"
 check "mad: tiny run" [ "$(run train lfm2-350m --evaluator mad --tasks memorization,compression \
 	--width 16 --batch 4 --tokens 256 --train-examples 8 --test-examples 8)" = 0 ]
 check "mad: accuracy" grep -q "mad.memorization *accuracy" "$out"
+# `tailor quality fidelity`: a tiny study (4 genomes of the small space, two
+# budgets, two seeds); the table, the stored trainings and event; run again
+# with the same cache: the same values, from the checkpoints
+tmpd=$(mktemp -d)
+trap 'rm -f "$out" "$err"; rm -rf "$tmpd"' EXIT
+export TAILOR_CACHE=$tmpd/cache
+F=(--db "$tmpd/f.db" quality fidelity --space "$root/examples/spaces/lfm2-like-small.json"
+	--samples 4 --width 16 --batch 2 --seq 32 --val-tokens 512 --resamples 100
+	--corpus "$root/data/tinyshakespeare.txt")
+check "fidelity: help" [ "$(run quality fidelity --help)" = 0 ]
+check "fidelity: help text" grep -q "usage: tailor quality fidelity" "$out"
+check "fidelity: no budgets" [ "$(run "${F[@]}")" = 2 ]
+check "fidelity: no budgets named" grep -q "missing --budgets" "$err"
+check "fidelity: budgets must increase" [ "$(run "${F[@]}" --budgets 2048,1024)" = 2 ]
+check "fidelity: one line" [ "$(wc -l < "$err")" = 1 ]
+check "fidelity: no genomes" [ "$(run --db "$tmpd/f.db" quality fidelity --budgets 1024,2048)" = 2 ]
+check "fidelity: budget under two steps" [ "$(run "${F[@]}" --budgets 64,2048)" = 2 ]
+check "fidelity: study" [ "$(run "${F[@]}" --budgets 1024,4096)" = 0 ]
+check "fidelity: table" grep -q "tau vs highest" "$out"
+check "fidelity: noise floor" grep -q "seed noise at 1K: median |paired difference|" "$out"
+check "fidelity: every training stored (4 x 2 budgets + 4 x 1 more seed)" \
+	[ "$(sqlite3 "$tmpd/f.db" "SELECT count(*) FROM quality WHERE evaluator = 'train' AND metric = 'val_bpb' AND value > 0")" = 12 ]
+check "fidelity: the study stored" \
+	[ "$(sqlite3 "$tmpd/f.db" "SELECT count(*) FROM events WHERE kind = 'quality.fidelity' AND json_array_length(data, '$.genomes') = 4")" = 1 ]
+cp "$out" "$tmpd/first.txt"
+check "fidelity: again, from checkpoints" [ "$(run "${F[@]}" --budgets 1024,4096)" = 0 ]
+check "fidelity: the same values" diff <(grep -E '^  [0-9a-f]{12} ' "$tmpd/first.txt") <(grep -E '^  [0-9a-f]{12} ' "$out")
+check "fidelity: json" [ "$(run "${F[@]}" --budgets 1024,4096 --json)" = 0 ]
+check "fidelity: json fields" grep -q '"noise_median":.*"agreement":\[{"tau"' "$out"
+check "ckpt list" [ "$(run quality ckpt list)" = 0 ]
+check "ckpt list counts" grep -qE "holds [1-9][0-9]* checkpoint file" "$out"
+check "ckpt clean" [ "$(run quality ckpt clean)" = 0 ]
+check "ckpt clean removes" [ -z "$(ls "$tmpd/cache/ckpt")" ]
+check "ckpt bad subcommand" [ "$(run quality ckpt frob)" = 2 ]
 echo "$checks checks, $fail failed" >&2
 [ $fail = 0 ]
