@@ -7,8 +7,11 @@
 #include "cli.h"
 #include "db.h"
 #include "db_query.h"
+#include "db_runs.h"
 #include "runcfg.h"
 
+#include <cjson/cJSON.h>
+#include <math.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -235,6 +238,149 @@ static void writer_end(writer *W)
 	fflush(W->out);
 }
 
+/* ---- the frontier's noise marks ------------------------------------------------------- */
+
+/* The frontier's rows, held so each can be compared with its neighbour in
+ * val_bpb: a member whose val_bpb is within the run's measured seed noise
+ * (its newest `tailor quality fidelity --run` study: the median absolute
+ * paired difference) of the next one is not told apart from it by the
+ * training; the last column says so. */
+typedef struct held {
+	int ncol, n, cap;
+	char **names;
+	char ***vals;
+	int **types;
+} held;
+
+static int hold_row(void *ctx, int ncol, const char *const *names, const char *const *vals,
+                    const int *types)
+{
+	held *H = ctx;
+	if (H->n == 0) {
+		H->ncol = ncol;
+		H->names = calloc((size_t)ncol, sizeof *H->names);
+		if (H->names == NULL)
+			return 1;
+		for (int i = 0; i < ncol; i++)
+			H->names[i] = dupstr(names[i]);
+	}
+	if (H->n == H->cap) {
+		int cap = H->cap ? 2 * H->cap : 16;
+		char ***v = realloc(H->vals, (size_t)cap * sizeof *v);
+		int **t = realloc(H->types, (size_t)cap * sizeof *t);
+		if (v)
+			H->vals = v;
+		if (t)
+			H->types = t;
+		if (v == NULL || t == NULL)
+			return 1;
+		H->cap = cap;
+	}
+	char **row = calloc((size_t)ncol + 1, sizeof *row);
+	int *ty = calloc((size_t)ncol + 1, sizeof *ty);
+	if (row == NULL || ty == NULL) {
+		free(row);
+		free(ty);
+		return 1;
+	}
+	for (int i = 0; i < ncol; i++) {
+		row[i] = vals[i] ? dupstr(vals[i]) : NULL;
+		ty[i] = types[i];
+	}
+	H->vals[H->n] = row;
+	H->types[H->n++] = ty;
+	return 0;
+}
+
+static double held_num(const held *H, int r, int c)
+{
+	const char *v = H->vals[r][c];
+	return v ? strtod(v, NULL) : NAN;
+}
+
+/* Mark, then write every held row with the column "within_noise". */
+static int emit_marked(held *H, double noise, writer *W)
+{
+	int q = -1, h = -1;
+	for (int i = 0; i < H->ncol; i++) {
+		if (!strcmp(H->names[i], "val_bpb"))
+			q = i;
+		if (!strcmp(H->names[i], "genome"))
+			h = i;
+	}
+	int *ord = calloc((size_t)(H->n ? H->n : 1), sizeof *ord);
+	if (ord == NULL)
+		return 1;
+	for (int i = 0; i < H->n; i++)
+		ord[i] = i;
+	for (int i = 1; i < H->n && q >= 0; i++) /* by val_bpb: a few dozen rows */
+		for (int j = i; j > 0 && held_num(H, ord[j], q) < held_num(H, ord[j - 1], q); j--) {
+			int t = ord[j];
+			ord[j] = ord[j - 1];
+			ord[j - 1] = t;
+		}
+	for (int k = 0; k < H->n && q >= 0 && isfinite(noise); k++) {
+		int r = ord[k];
+		char mark[160] = "";
+		for (int d = -1; d <= 1; d += 2) {
+			if (k + d < 0 || k + d >= H->n)
+				continue;
+			int o = ord[k + d];
+			double diff = fabs(held_num(H, r, q) - held_num(H, o, q));
+			if (diff < noise && mark[0] == '\0')
+				snprintf(mark, sizeof mark, "%.4f from %.12s (noise %.4f)", diff,
+				         h >= 0 && H->vals[o][h] ? H->vals[o][h] : "?", noise);
+		}
+		if (mark[0])
+			H->vals[r][H->ncol] = dupstr(mark);
+		H->types[r][H->ncol] = mark[0] ? DB_T_TEXT : DB_T_NULL;
+	}
+	const char **names = calloc((size_t)H->ncol + 1, sizeof *names);
+	int rc = names == NULL;
+	for (int i = 0; names && i < H->ncol; i++)
+		names[i] = H->names[i];
+	if (names)
+		names[H->ncol] = "within_noise";
+	for (int i = 0; i < H->n && rc == 0; i++)
+		rc = on_row(W, H->ncol + 1, names, (const char *const *)H->vals[i], H->types[i]);
+	free(names);
+	free(ord);
+	return rc;
+}
+
+static void held_free(held *H)
+{
+	for (int i = 0; i < H->n; i++) {
+		for (int c = 0; c <= H->ncol; c++)
+			free(H->vals[i][c]);
+		free(H->vals[i]);
+		free(H->types[i]);
+	}
+	for (int i = 0; i < H->ncol && H->names; i++)
+		free(H->names[i]);
+	free(H->names);
+	free(H->vals);
+	free(H->types);
+}
+
+/* The run's measured seed noise of val_bpb (NaN: none measured). */
+static double run_noise(db_conn *db, int64_t run)
+{
+	char **ev = NULL;
+	size_t n = 0;
+	tl_err err = TL_ERR_INIT;
+	double noise = NAN;
+	if (db_run_events_data(db, run, "quality.fidelity", &ev, &n, &err) == 0 && n > 0) {
+		cJSON *j = cJSON_Parse(ev[n - 1]);
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "noise_median");
+		if (cJSON_IsNumber(v) && v->valuedouble >= 0)
+			noise = v->valuedouble;
+		cJSON_Delete(j);
+	}
+	db_strings_free(ev, n);
+	return noise;
+}
+
 /* ---- commands --------------------------------------------------------------------- */
 
 static void help(FILE *f, const char *cmd)
@@ -255,7 +401,10 @@ static void help(FILE *f, const char *cmd)
 		        "\n"
 		        "The feasible first front of the run's newest ranked generation: one row\n"
 		        "per genome with every objective and constraint metric as a column, the\n"
-		        "parameter count and the genome text.\n");
+		        "parameter count and the genome text. The last column, within_noise, marks\n"
+		        "a member whose val_bpb is closer to its neighbour's (in val_bpb order) than\n"
+		        "the run's measured seed noise ('tailor quality fidelity --run RUN'): the\n"
+		        "training does not tell the two apart. Empty when no noise was measured.\n");
 	else
 		fprintf(f,
 		        "usage: tailor [--db PATH] export RUN [--format csv|json|jsonl] [-o FILE]\n"
@@ -378,8 +527,15 @@ int cmd_query(int argc, char **argv, cli_ctx *ctx)
 		const char *names[EV_MAX_OBJ + EV_MAX_CON];
 		if ((rc = evo_run_metrics_load(&m, db, run, &err)) == 0) {
 			size_t nm = evo_run_metrics_names(m, names);
-			rc = is_export ? db_query_export(db, run, names, nm, on_row, &W, &err)
-			               : db_query_frontier(db, run, names, nm, on_row, &W, &err);
+			if (is_export) {
+				rc = db_query_export(db, run, names, nm, on_row, &W, &err);
+			} else {
+				held H = {0};
+				rc = db_query_frontier(db, run, names, nm, hold_row, &H, &err);
+				if (rc == 0 && H.n > 0 && emit_marked(&H, run_noise(db, run), &W) != 0)
+					rc = tl_err_set(&err, TL_EIO, "frontier: write failed");
+				held_free(&H);
+			}
 		}
 		evo_run_metrics_free(m);
 	}

@@ -72,6 +72,22 @@ check "fidelity: again, from checkpoints" [ "$(run "${F[@]}" --budgets 1024,4096
 check "fidelity: the same values" diff <(grep -E '^  [0-9a-f]{12} ' "$tmpd/first.txt") <(grep -E '^  [0-9a-f]{12} ' "$out")
 check "fidelity: json" [ "$(run "${F[@]}" --budgets 1024,4096 --json)" = 0 ]
 check "fidelity: json fields" grep -q '"noise_median":.*"agreement":\[{"tau"' "$out"
+# tailor frontier marks members closer in val_bpb than the run's measured noise
+N="$tmpd/n.db"
+"$tailor" --db "$N" db migrate > /dev/null
+sqlite3 "$N" "INSERT INTO runs (id, name, config, mode, seed, status, generation, generations, population) VALUES (1, 'n', '{\"objectives\": [{\"metric\": \"val_bpb\", \"direction\": \"min\"}, {\"metric\": \"params\", \"direction\": \"min\"}]}', 'nsga2', 1, 'finished', 0, 1, 3);
+INSERT INTO genomes (hash, text, params) VALUES ('$(printf 'a%.0s' $(seq 64))', 'x', 1), ('$(printf 'b%.0s' $(seq 64))', 'y', 2), ('$(printf 'c%.0s' $(seq 64))', 'z', 3);
+INSERT INTO candidates (run_id, generation, genome_hash, origin, status, rank, crowding, feasible, violation, objectives) VALUES
+ (1, 0, '$(printf 'a%.0s' $(seq 64))', 'sample', 'done', 0, 1, 1, 0, '{\"val_bpb\": 3.0, \"params\": 3}'),
+ (1, 0, '$(printf 'b%.0s' $(seq 64))', 'sample', 'done', 0, 1, 1, 0, '{\"val_bpb\": 3.01, \"params\": 2}'),
+ (1, 0, '$(printf 'c%.0s' $(seq 64))', 'sample', 'done', 0, 1, 1, 0, '{\"val_bpb\": 3.5, \"params\": 1}');
+INSERT INTO generations (run_id, generation, evaluated, feasible, frontier_size, hypervolume) VALUES (1, 0, 3, 3, 3, 0.5);"
+check "frontier: no noise measured, no marks" [ "$(run --db "$N" frontier 1 --format csv)" = 0 ]
+check "frontier: within_noise column empty" [ "$(grep -c 'noise' "$out")" = 1 ]
+sqlite3 "$N" "INSERT INTO events (run_id, level, kind, message, data) VALUES (1, 'info', 'quality.fidelity', 'study', '{\"noise_median\": 0.05}')"
+check "frontier: marks" [ "$(run --db "$N" frontier 1 --format csv)" = 0 ]
+check "frontier: the two close ones marked, the far one not" [ "$(grep -c '0.0100 from' "$out")" = 2 ] 
+check "frontier: the far one unmarked" grep -q '^[0-9]*,1,cccccccccccc,3.5,.*,$' "$out"
 check "ckpt list" [ "$(run quality ckpt list)" = 0 ]
 check "ckpt list counts" grep -qE "holds [1-9][0-9]* checkpoint file" "$out"
 check "ckpt clean" [ "$(run quality ckpt clean)" = 0 ]
