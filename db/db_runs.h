@@ -87,6 +87,9 @@ int db_run_has_genome(db_conn *db, int64_t run_id, const char *hash, bool *has, 
 int db_candidate_set_result(db_conn *db, int64_t id, const char *status, const char *objectives,
                             int feasible, double violation, const char *error, tl_err *err);
 int db_candidate_set_rank(db_conn *db, int64_t id, int rank, double crowding, tl_err *err);
+/* Replace a done candidate's objectives (multi-fidelity: its quality at a
+ * higher budget), nothing else. */
+int db_candidate_set_objectives(db_conn *db, int64_t id, const char *objectives, tl_err *err);
 /* Make the failed candidates of a generation pending again (a resumed run
  * retries them); *n how many. */
 int db_candidates_retry_failed(db_conn *db, int64_t run_id, int64_t generation, int64_t *n,

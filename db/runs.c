@@ -264,6 +264,12 @@ int db_candidate_set_rank(db_conn *db, int64_t id, int rank, double crowding, tl
 	                "candidate rank", err);
 }
 
+int db_candidate_set_objectives(db_conn *db, int64_t id, const char *objectives, tl_err *err)
+{
+	return db_write(db, "UPDATE candidates SET objectives = ?2 WHERE id = ?1 AND status = 'done'",
+	                DB_ARGS(DB_I64(id), DB_TEXT(objectives)), "candidate objectives", err);
+}
+
 int db_generation_put(db_conn *db, int64_t run_id, int64_t generation, int64_t evaluated,
                       int64_t feasible, int64_t frontier_size, double hypervolume,
                       const char *reference_point, bool finished, tl_err *err)

@@ -280,6 +280,53 @@ static int parse_canary(ev_config *c, cJSON *v, const char *base_dir, tl_err *er
 	return 0;
 }
 
+/* "quality.fidelity": {"budgets": [B0, B1, ...], "promote": 0.33}. */
+static int parse_fidelity(ev_config *c, const cJSON *f, tl_err *err)
+{
+	ev_quality *q = &c->quality;
+	q->n_levels = 0;
+	q->promote = 0.33;
+	if (f == NULL)
+		return 0;
+	static const char *const ok[] = {"budgets", "promote", NULL};
+	if (!cJSON_IsObject(f) || only_keys(f, ok, c, "quality.fidelity", err) < 0) {
+		if (!tl_err_isset(err))
+			tl_err_set(err, TL_EINVAL, "%s: quality.fidelity: an object {\"budgets\": [16384, "
+			           "131072], \"promote\": 0.33}", c->source);
+		return TL_EINVAL;
+	}
+	if (q->kind != EV_QUAL_TRAIN)
+		return tl_err_set(err, TL_EINVAL, "%s: quality.fidelity: only with the train evaluator",
+		                  c->source);
+	if (q->tokens)
+		return tl_err_set(err, TL_EINVAL, "%s: quality.tokens: not with quality.fidelity (its "
+		                  "budgets are the tokens)", c->source);
+	const cJSON *b = cJSON_GetObjectItemCaseSensitive(f, "budgets"), *x;
+	int n = cJSON_IsArray(b) ? cJSON_GetArraySize(b) : 0;
+	int64_t step = (int64_t)(q->batch ? q->batch : 8) * (q->seq ? q->seq : 256);
+	if (n < 2 || n > EV_MAX_LEVELS)
+		return tl_err_set(err, TL_EINVAL, "%s: quality.fidelity.budgets: 2 to %d token budgets, "
+		                  "increasing", c->source, EV_MAX_LEVELS);
+	cJSON_ArrayForEach(x, b)
+	{
+		double v = cJSON_IsNumber(x) ? x->valuedouble : -1;
+		if (!(v >= 2.0 * (double)step && v <= 1e12 && v == floor(v)) ||
+		    (q->n_levels > 0 && v <= (double)q->budgets[q->n_levels - 1]))
+			return tl_err_set(err, TL_EINVAL, "%s: quality.fidelity.budgets[%d]: token budgets, "
+			                  "increasing, each at least two steps (%lld tokens)", c->source,
+			                  q->n_levels, (long long)(2 * step));
+		q->budgets[q->n_levels++] = (int64_t)v;
+	}
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(f, "promote");
+	if (p) {
+		if (!cJSON_IsNumber(p) || !(p->valuedouble > 0 && p->valuedouble <= 1))
+			return tl_err_set(err, TL_EINVAL, "%s: quality.fidelity.promote: a share in (0, 1]",
+			                  c->source);
+		q->promote = p->valuedouble;
+	}
+	return 0;
+}
+
 /* "quality": the evaluator and its settings (docs/config.md). A relative
  * corpus or command path is made absolute (against the config's directory)
  * in the tree, so the stored config works from anywhere. */
@@ -293,7 +340,7 @@ static int parse_quality(ev_config *c, cJSON *v, const char *base_dir, tl_err *e
 		return 0;
 	static const char *const ok[] = {"evaluator", "width", "tokens", "val_tokens", "batch", "seq", "threads",
 	                                 "epochs", "seed", "lr", "corpus", "tasks", "command",
-	                                 "timeout_s", "settings", NULL};
+	                                 "timeout_s", "settings", "fidelity", NULL};
 	if (!cJSON_IsObject(v))
 		return tl_err_set(err, TL_EINVAL, "%s: quality: must be an object", c->source);
 	if (only_keys(v, ok, c, "quality", err) < 0)
@@ -388,10 +435,21 @@ static int parse_quality(ev_config *c, cJSON *v, const char *base_dir, tl_err *e
 			i++;
 		}
 	}
+	if (parse_fidelity(c, cJSON_GetObjectItemCaseSensitive(v, "fidelity"), err) < 0)
+		return TL_EINVAL;
 	q->settings = cJSON_PrintUnformatted(v);
 	if (q->settings == NULL)
 		return tl_err_set(err, TL_ENOMEM, "%s: out of memory", c->source);
 	tl_sha256_hex(q->settings, strlen(q->settings), q->settings_hash);
+	for (int l = 0; l < q->n_levels; l++) {
+		size_t n = strlen(q->settings) + 48;
+		char *lt = malloc(n);
+		if (lt == NULL)
+			return tl_err_set(err, TL_ENOMEM, "%s: out of memory", c->source);
+		snprintf(lt, n, "%s\nlevel-tokens=%lld", q->settings, (long long)q->budgets[l]);
+		tl_sha256_hex(lt, strlen(lt), q->level_hash[l]);
+		free(lt);
+	}
 	return 0;
 }
 

@@ -109,11 +109,13 @@ static bool quality_stop(void *ud)
  * settings are reused; otherwise the evaluator runs (the database is used
  * under e->mu when set, the evaluator runs outside it) and its results are
  * stored. vals is indexed like the config's metrics. */
-static int quality_values(engine *e, const genome *g, const char *hash, double *vals,
+static int quality_values(engine *e, const genome *g, const char *hash, int level, double *vals,
                           tl_err *err)
 {
 	const ev_config *c = &e->cfg;
 	const ev_quality *q = &c->quality;
+	/* multi-fidelity: level L's results are stored under their own hash */
+	const char *sh = level >= 0 ? q->level_hash[level] : q->settings_hash;
 	int nm = c->n_obj + c->n_con, missing = 0, rc = 0;
 	if (e->mu)
 		pthread_mutex_lock(e->mu);
@@ -121,8 +123,8 @@ static int quality_values(engine *e, const genome *g, const char *hash, double *
 		const ev_metric *m = metric_at(c, i);
 		bool found = false;
 		if (m->quality)
-			rc = db_quality_get(e->db, hash, qual_kind_name[q->kind], q->settings_hash, m->base,
-			                    &vals[i], &found, err);
+			rc = db_quality_get(e->db, hash, qual_kind_name[q->kind], sh, m->base, &vals[i],
+			                    &found, err);
 		missing += m->quality && !found;
 	}
 	if (e->mu)
@@ -130,7 +132,8 @@ static int quality_values(engine *e, const genome *g, const char *hash, double *
 	if (rc < 0 || missing == 0)
 		return rc;
 	tl_err qe = TL_ERR_INIT;
-	rc = ev_quality_eval_stoppable(c, g, vals, quality_stop, e, &qe);
+	rc = level >= 0 ? ev_quality_eval_level(c, g, level, vals, quality_stop, e, &qe)
+	                : ev_quality_eval_stoppable(c, g, vals, quality_stop, e, &qe);
 	if (rc == TL_ESTOPPED) /* nothing measured, nothing stored: pending */
 		return tl_err_set(err, TL_ESTOPPED, "%s", qe.msg);
 	if (e->mu)
@@ -140,8 +143,8 @@ static int quality_values(engine *e, const genome *g, const char *hash, double *
 		if (!m->quality)
 			continue;
 		tl_err se = TL_ERR_INIT;
-		db_quality_put(e->db, hash, e->run_id, 0, qual_kind_name[q->kind], q->settings,
-		               q->settings_hash, m->base, rc < 0 ? NAN : vals[i],
+		db_quality_put(e->db, hash, e->run_id, 0, qual_kind_name[q->kind], q->settings, sh,
+		               m->base, rc < 0 ? NAN : vals[i],
 		               rc < 0 ? qe.msg : NULL, &se);
 	}
 	if (e->mu)
@@ -761,7 +764,8 @@ static int eval_generation(engine *e, db_candidate *k, size_t nk, tl_err *err)
 				break;
 			if (mode == EV_EVAL_PREDICT_MEASURE && has_q && !s->failed) {
 				tl_err qe = TL_ERR_INIT;
-				if (quality_values(e, &s->g, s->k->genome_hash, s->q, &qe) < 0) {
+				if (quality_values(e, &s->g, s->k->genome_hash, e->cfg.quality.n_levels ? 0 : -1,
+				                   s->q, &qe) < 0) {
 					if (qe.code == TL_ESTOPPED)
 						break; /* e->stop is set */
 					s->failed = true;
@@ -828,7 +832,8 @@ static int eval_generation(engine *e, db_candidate *k, size_t nk, tl_err *err)
 		if (stop)
 			break;
 		tl_err qe = TL_ERR_INIT;
-		if (need && quality_values(e, &s->g, s->k->genome_hash, s->q, &qe) == TL_ESTOPPED)
+		if (need && quality_values(e, &s->g, s->k->genome_hash, e->cfg.quality.n_levels ? 0 : -1,
+		                           s->q, &qe) == TL_ESTOPPED)
 			break; /* the slot stays pending; e->stop is set */
 		pthread_mutex_lock(e->mu);
 		if (has_q && !(mode == EV_EVAL_PREDICT_MEASURE && has_dev)) {
@@ -1216,22 +1221,289 @@ static int pool_load(engine *e, int64_t gen, pool *p, tl_err *err)
 	return 0;
 }
 
+/* ---- multi-fidelity (docs/config.md "Multi-fidelity") ------------------------------------ */
+
+int ev_mf_rank(int n, int m, const double *const *v, const int *level, const double *viol,
+               int *rank, double *crowd)
+{
+	int *cnt = calloc((size_t)(n ? n : 1), sizeof *cnt);
+	unsigned char *dom = calloc((size_t)n * (size_t)n + 1, 1);
+	moo_point *pt = malloc((size_t)(n ? n : 1) * sizeof *pt);
+	int *mem = malloc((size_t)(n ? n : 1) * sizeof *mem);
+	int *zero = calloc((size_t)(n ? n : 1), sizeof *zero);
+	double *cr = malloc((size_t)(n ? n : 1) * sizeof *cr);
+	int rc = 0;
+	if (!cnt || !dom || !pt || !mem || !zero || !cr) {
+		rc = -1;
+		goto out;
+	}
+	/* a dominates b: compared at the highest level both reached */
+	for (int a = 0; a < n; a++)
+		for (int b = 0; b < n; b++) {
+			if (a == b)
+				continue;
+			int L = level[a] < level[b] ? level[a] : level[b];
+			moo_point pa = {v[L] + (size_t)a * m, viol[a]}, pb = {v[L] + (size_t)b * m, viol[b]};
+			if (moo_dominates(&pa, &pb, m)) {
+				dom[(size_t)a * n + b] = 1;
+				cnt[b]++;
+			}
+		}
+	for (int i = 0; i < n; i++)
+		rank[i] = -1;
+	int left = n;
+	for (int f = 0; left > 0; f++) {
+		int k = 0;
+		for (int i = 0; i < n; i++)
+			if (rank[i] < 0 && cnt[i] == 0)
+				mem[k++] = i;
+		if (k == 0) { /* a cycle (levels can make one): the rest share a front */
+			for (int i = 0; i < n; i++)
+				if (rank[i] < 0)
+					mem[k++] = i;
+		}
+		for (int j = 0; j < k; j++)
+			rank[mem[j]] = f;
+		left -= k;
+		for (int j = 0; j < k; j++)
+			for (int b = 0; b < n; b++)
+				if (dom[(size_t)mem[j] * n + b])
+					cnt[b]--;
+		/* crowding within the front, all taken at its lowest level */
+		int L = level[mem[0]];
+		for (int j = 1; j < k; j++)
+			L = level[mem[j]] < L ? level[mem[j]] : L;
+		for (int j = 0; j < k; j++)
+			pt[j] = (moo_point){v[L] + (size_t)mem[j] * m, viol[mem[j]]};
+		moo_crowding(pt, k, m, zero, cr);
+		for (int j = 0; j < k; j++)
+			crowd[mem[j]] = cr[j];
+	}
+out:
+	free(cnt);
+	free(dom);
+	free(pt);
+	free(mem);
+	free(zero);
+	free(cr);
+	return rc;
+}
+
+/* The pool's objectives at every level (minimization form; a level not
+ * reached: NaN) and each member's highest level. */
+typedef struct mf_state {
+	int nl;
+	int *level;
+	double *v[EV_MAX_LEVELS];
+} mf_state;
+
+static void mf_free(mf_state *s)
+{
+	free(s->level);
+	for (int l = 0; l < s->nl; l++)
+		free(s->v[l]);
+	memset(s, 0, sizeof *s);
+}
+
+static int mf_load(engine *e, const pool *p, mf_state *s, tl_err *err)
+{
+	const ev_config *c = &e->cfg;
+	const ev_quality *q = &c->quality;
+	int m = c->n_obj, n = p->n, rc = 0;
+	memset(s, 0, sizeof *s);
+	s->nl = q->n_levels;
+	s->level = calloc((size_t)(n ? n : 1), sizeof *s->level);
+	for (int l = 0; l < s->nl; l++)
+		s->v[l] = malloc((size_t)(n ? n : 1) * (size_t)m * sizeof(double));
+	for (int l = 0; l < s->nl; l++)
+		if (s->v[l] == NULL)
+			rc = TL_ENOMEM;
+	if (rc || s->level == NULL)
+		return tl_err_set(err, TL_ENOMEM, "run: out of memory");
+	for (int i = 0; i < n && rc == 0; i++) {
+		const char *hash = p->k[p->idx[i]].genome_hash;
+		s->level[i] = 0;
+		for (int l = 0; l < s->nl && rc == 0; l++) {
+			double *o = s->v[l] + (size_t)i * m;
+			bool all = true;
+			for (int j = 0; j < m && rc == 0; j++) {
+				o[j] = p->obj[(size_t)i * m + j];
+				if (!c->obj[j].m.quality)
+					continue;
+				double x = NAN;
+				bool found = false;
+				rc = db_quality_get(e->db, hash, qual_kind_name[q->kind], q->level_hash[l],
+				                    c->obj[j].m.base, &x, &found, err);
+				all = all && found;
+				o[j] = found ? (c->obj[j].maximize ? -x : x) : NAN;
+			}
+			if (l == 0 && !all) /* stored before multi-fidelity: its own values */
+				for (int j = 0; j < m; j++)
+					o[j] = p->obj[(size_t)i * m + j];
+			else if (all && l == s->level[i] + 1)
+				s->level[i] = l;
+		}
+	}
+	return rc;
+}
+
+/* Promotion: for each level L below the top, the members at L or above are
+ * ranked by their level-L values (one budget: nothing mixed), and the best
+ * promote share of them that are still at L train on to L+1. Deterministic
+ * given the stored results, so a resume after a kill computes the same
+ * sets and trains only what is missing. Returns 1 when a stop came. */
+static int mf_promote(engine *e, const pool *p, mf_state *s, tl_err *err)
+{
+	const ev_config *c = &e->cfg;
+	const ev_quality *q = &c->quality;
+	int m = c->n_obj, n = p->n;
+	int *sub = malloc((size_t)(n ? n : 1) * sizeof *sub), *rk = malloc((size_t)(n ? n : 1) * sizeof *rk);
+	moo_point *pt = malloc((size_t)(n ? n : 1) * sizeof *pt);
+	double *cr = malloc((size_t)(n ? n : 1) * sizeof *cr);
+	int rc = 0;
+	if (!sub || !rk || !pt || !cr) {
+		rc = tl_err_set(err, TL_ENOMEM, "run: out of memory");
+		goto out;
+	}
+	for (int L = 0; L + 1 < s->nl && rc == 0; L++) {
+		int k = 0;
+		for (int i = 0; i < n; i++)
+			if (s->level[i] >= L) {
+				sub[k] = i;
+				pt[k] = (moo_point){s->v[L] + (size_t)i * m, isnan(p->pts[i].viol) ? 0 : p->pts[i].viol};
+				k++;
+			}
+		if (k == 0)
+			break;
+		if (moo_rank(pt, k, m, rk) < 0) {
+			rc = tl_err_set(err, TL_ENOMEM, "run: out of memory");
+			break;
+		}
+		moo_crowding(pt, k, m, rk, cr);
+		/* the crowded order of the subset (insertion sort: a generation) */
+		int *ord = malloc((size_t)k * sizeof *ord);
+		if (ord == NULL) {
+			rc = tl_err_set(err, TL_ENOMEM, "run: out of memory");
+			break;
+		}
+		for (int j = 0; j < k; j++) {
+			int x = j, t = j;
+			while (t > 0 && moo_better(rk, cr, x, ord[t - 1])) {
+				ord[t] = ord[t - 1];
+				t--;
+			}
+			ord[t] = x;
+		}
+		int top = (int)ceil(q->promote * (double)k - 1e-9);
+		for (int j = 0; j < top && rc == 0; j++) {
+			int i = sub[ord[j]];
+			if (s->level[i] != L)
+				continue;
+			const db_candidate *kd = &p->k[p->idx[i]];
+			genome g;
+			double vals[EV_MAX_OBJ + EV_MAX_CON];
+			for (int x = 0; x < EV_MAX_OBJ + EV_MAX_CON; x++)
+				vals[x] = NAN;
+			snprintf(e->last, sizeof e->last, "promoting %.12s to %lld tokens (%d of the best %d at %lld)",
+			         kd->genome_hash, (long long)q->budgets[L + 1], j + 1, top,
+			         (long long)q->budgets[L]);
+			report(e);
+			tl_err qe = TL_ERR_INIT;
+			if ((rc = genome_parse(&g, kd->text, "candidate", err)) < 0)
+				break;
+			rc = quality_values(e, &g, kd->genome_hash, L + 1, vals, &qe);
+			if (rc == TL_ESTOPPED) {
+				rc = 1;
+				break;
+			}
+			if (rc < 0) { /* a failed longer training: it stays at L (stored with its error) */
+				rc = 0;
+				continue;
+			}
+			for (int x = 0; x < m; x++)
+				s->v[L + 1][(size_t)i * m + x] =
+				    c->obj[x].m.quality ? (c->obj[x].maximize ? -vals[x] : vals[x])
+				                        : s->v[L][(size_t)i * m + x];
+			s->level[i] = L + 1;
+		}
+		free(ord);
+	}
+out:
+	free(sub);
+	free(rk);
+	free(pt);
+	free(cr);
+	return rc;
+}
+
+/* Multi-fidelity before the ranking: promote, then rank with every pair
+ * compared at the highest level both reached; each member's objectives
+ * become those of its highest level (for the hypervolume and the elites'
+ * copies). Returns 1 when a stop came. */
+static int mf_apply(engine *e, pool *p, mf_state *s, tl_err *err)
+{
+	int m = e->cfg.n_obj, rc;
+	if ((rc = mf_load(e, p, s, err)) < 0 || (rc = mf_promote(e, p, s, err)) != 0)
+		return rc;
+	double *viol = malloc((size_t)(p->n ? p->n : 1) * sizeof *viol);
+	if (viol == NULL)
+		return tl_err_set(err, TL_ENOMEM, "run: out of memory");
+	for (int i = 0; i < p->n; i++)
+		viol[i] = isnan(p->pts[i].viol) ? 0 : p->pts[i].viol;
+	if (ev_mf_rank(p->n, m, (const double *const *)s->v, s->level, viol, p->rank, p->crowd) < 0)
+		rc = tl_err_set(err, TL_ENOMEM, "run: out of memory");
+	free(viol);
+	for (int i = 0; i < p->n; i++)
+		memcpy(p->obj + (size_t)i * m, s->v[s->level[i]] + (size_t)i * m, (size_t)m * sizeof(double));
+	return rc;
+}
+
+/* An elite's stored objectives with its quality at its highest level, and
+ * that level's budget as "quality_tokens" (malloc'd JSON; NULL: as stored). */
+static char *mf_objectives(engine *e, const db_candidate *k, const mf_state *s, int i)
+{
+	const ev_config *c = &e->cfg;
+	cJSON *o = k->objectives ? cJSON_Parse(k->objectives) : NULL;
+	if (o == NULL)
+		return NULL;
+	int L = s->level[i];
+	for (int j = 0; j < c->n_obj; j++) {
+		if (!c->obj[j].m.quality)
+			continue;
+		double x = s->v[L][(size_t)i * c->n_obj + j];
+		cJSON_DeleteItemFromObjectCaseSensitive(o, c->obj[j].m.name);
+		cJSON_AddNumberToObject(o, c->obj[j].m.name, c->obj[j].maximize ? -x : x);
+	}
+	cJSON_DeleteItemFromObjectCaseSensitive(o, "quality_tokens");
+	cJSON_AddNumberToObject(o, "quality_tokens", (double)c->quality.budgets[L]);
+	char *j = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return j;
+}
+
 /* Normalization (generation 0's feasible ideal and nadir) and the
  * reference point, in minimization form. */
 static int normalization(engine *e, double *ideal, double *scale, double *ref, tl_err *err)
 {
 	const ev_config *c = &e->cfg;
 	pool p0;
+	mf_state s0 = {0};
 	int rc = pool_load(e, 0, &p0, err);
+	/* multi-fidelity: generation 0 at the lowest budget, which its rows
+	 * no longer all hold once promoted */
+	if (rc == 0 && c->quality.n_levels > 0)
+		rc = mf_load(e, &p0, &s0, err);
 	if (rc < 0) {
 		pool_free(&p0);
+		mf_free(&s0);
 		return rc;
 	}
+	const double *obj0 = c->quality.n_levels > 0 ? s0.v[0] : p0.obj;
 	for (int j = 0; j < c->n_obj; j++) {
 		double lo = INFINITY, hi = -INFINITY;
 		for (int i = 0; i < p0.n; i++)
 			if (p0.pts[i].viol <= 0) {
-				double v = p0.obj[(size_t)i * c->n_obj + j];
+				double v = obj0[(size_t)i * c->n_obj + j];
 				lo = fmin(lo, v);
 				hi = fmax(hi, v);
 			}
@@ -1247,6 +1519,7 @@ static int normalization(engine *e, double *ideal, double *scale, double *ref, t
 			ref[j] = 1.1;
 	}
 	pool_free(&p0);
+	mf_free(&s0);
 	return 0;
 }
 
@@ -1291,6 +1564,7 @@ static int finish_generation(engine *e, int64_t gen, bool *run_done, tl_err *err
 	double ideal[EV_MAX_OBJ], scale[EV_MAX_OBJ], ref[EV_MAX_OBJ];
 	char *rj = NULL;
 	double *front = NULL;
+	mf_state mf = {0};
 	if ((rc = pool_load(e, gen, &p, err)) < 0)
 		goto out;
 	if (p.n == 0) {
@@ -1308,6 +1582,8 @@ static int finish_generation(engine *e, int64_t gen, bool *run_done, tl_err *err
 		                (long long)e->run_id);
 		goto out;
 	}
+	if (c->quality.n_levels > 0 && (rc = mf_apply(e, &p, &mf, err)) != 0)
+		goto out; /* 1: a stop came during a promotion: nothing recorded */
 	if ((rc = normalization(e, ideal, scale, ref, err)) < 0)
 		goto out;
 	/* hypervolume of the feasible first front */
@@ -1395,8 +1671,14 @@ static int finish_generation(engine *e, int64_t gen, bool *run_done, tl_err *err
 	}
 	if ((rc = db_begin(e->db, err)) < 0)
 		goto out;
-	for (int i = 0; i < p.n && rc >= 0; i++)
+	for (int i = 0; i < p.n && rc >= 0; i++) {
 		rc = db_candidate_set_rank(e->db, p.k[p.idx[i]].id, p.rank[i], p.crowd[i], err);
+		/* multi-fidelity: what it was ranked on, its highest budget's quality */
+		char *oj = c->quality.n_levels > 0 ? mf_objectives(e, &p.k[p.idx[i]], &mf, i) : NULL;
+		if (oj && rc >= 0)
+			rc = db_candidate_set_objectives(e->db, p.k[p.idx[i]].id, oj, err);
+		cJSON_free(oj);
+	}
 	if (rc >= 0)
 		rc = db_generation_put(e->db, e->run_id, gen, (int64_t)p.n, feasible, nf, hv, rj, true,
 		                       err);
@@ -1404,10 +1686,12 @@ static int finish_generation(engine *e, int64_t gen, bool *run_done, tl_err *err
 		for (int i = 0; i < N && rc >= 0; i++) {
 			const db_candidate *k = &p.k[p.idx[keep[i]]];
 			int64_t id = 0;
+			char *oj = c->quality.n_levels > 0 ? mf_objectives(e, k, &mf, keep[i]) : NULL;
 			rc = db_candidate_add(e->db, e->run_id, gen + 1, k->genome_hash, k->text, -1, NULL,
 			                      k->id, 0,
-			                      "elite", "done", k->objectives, k->feasible, k->violation, &id,
-			                      err);
+			                      "elite", "done", oj ? oj : k->objectives, k->feasible,
+			                      k->violation, &id, err);
+			cJSON_free(oj);
 			if (rc >= 0)
 				rc = copy_evals(e, k->id, id, err);
 		}
@@ -1429,6 +1713,7 @@ static int finish_generation(engine *e, int64_t gen, bool *run_done, tl_err *err
 	e->prog.hypervolume = hv;
 out:
 	pool_free(&p);
+	mf_free(&mf);
 	free(kids);
 	free(hashes);
 	free(keep);
@@ -1581,6 +1866,10 @@ int ev_run_drive(db_conn *db, int64_t run_id, const ev_ops *ops, bool *finished,
 		bool done = false;
 		if ((rc = finish_generation(&e, gen, &done, err)) < 0)
 			goto out;
+		if (rc == 1) { /* stopped during a promotion */
+			rc = db_run_set_status(db, run_id, "stopped", NULL, 0, NULL, err);
+			goto out;
+		}
 		snprintf(e.last, sizeof e.last, "generation %lld: frontier %d, hypervolume %.6g",
 		         (long long)gen, e.prog.frontier, e.prog.hypervolume);
 		report(&e);

@@ -58,6 +58,7 @@ typedef struct ev_metric {
 /* The quality evaluator of a config (docs/config.md). */
 enum ev_qual_kind { EV_QUAL_ANALYTIC = 0, EV_QUAL_TRAIN, EV_QUAL_MAD, EV_QUAL_COMMAND };
 #define EV_CMD_MAX_ARGS 32
+#define EV_MAX_LEVELS 4 /* budgets of a multi-fidelity quality */
 typedef struct ev_quality {
 	enum ev_qual_kind kind;
 	int width;                /* proxy width, 0: the genome's own             */
@@ -72,6 +73,14 @@ typedef struct ev_quality {
 	int timeout_s;
 	char *settings;           /* the config's "quality" object as JSON (owned) */
 	char settings_hash[65];   /* SHA-256 of it: results are reused by it       */
+	/* multi-fidelity (train only; docs/config.md "Multi-fidelity"): n_levels
+	 * budgets (0: off), each a WSD training continued from the last; level
+	 * L's results are stored under level_hash[L]; promote: the share of a
+	 * level's best that go on to the next after each generation */
+	int n_levels;
+	int64_t budgets[EV_MAX_LEVELS];
+	double promote;
+	char level_hash[EV_MAX_LEVELS][65];
 } ev_quality;
 
 typedef struct ev_objective {
@@ -162,6 +171,10 @@ int ev_quality_eval(const ev_config *c, const genome *g, double *vals, tl_err *e
  * NULL): TL_ESTOPPED when it said stop. */
 int ev_quality_eval_stoppable(const ev_config *c, const genome *g, double *vals,
                               bool (*stop)(void *ud), void *stop_ud, tl_err *err);
+/* Multi-fidelity: the evaluation at level L (budget budgets[L]), a WSD
+ * training that continues from the checkpoint of the level below. */
+int ev_quality_eval_level(const ev_config *c, const genome *g, int level, double *vals,
+                          bool (*stop)(void *ud), void *stop_ud, tl_err *err);
 
 /* What a device measurement gives. */
 typedef struct ev_measured {
@@ -203,6 +216,15 @@ typedef struct ev_ops {
 	bool (*stop)(void *ctx);
 	void *ctx;
 } ev_ops;
+
+/* Multi-fidelity ranking (exposed for its test): n points of m objectives
+ * (minimization form) at each level, v[L] + i*m; level[i] the highest level
+ * i reached; a dominates b when it does at min(level a, level b), so two
+ * candidates are never compared at budgets they did not both reach. Fronts
+ * by Deb's counting (a cycle, which mixed levels can make, shares a front);
+ * crowding within a front at its lowest level. -1: out of memory. */
+int ev_mf_rank(int n, int m, const double *const *v, const int *level, const double *viol,
+               int *rank, double *crowd);
 
 /* Create a run for a config (status 'created'). */
 int ev_run_create(db_conn *db, const ev_config *c, int64_t *run_id, tl_err *err);

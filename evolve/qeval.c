@@ -16,8 +16,26 @@ int ev_quality_eval(const ev_config *c, const genome *g, double *vals, tl_err *e
 	return ev_quality_eval_stoppable(c, g, vals, NULL, NULL, err);
 }
 
+static int quality_eval(const ev_config *c, const genome *g, int level, double *vals,
+                        bool (*stop)(void *ud), void *stop_ud, tl_err *err);
+
 int ev_quality_eval_stoppable(const ev_config *c, const genome *g, double *vals,
                               bool (*stop)(void *ud), void *stop_ud, tl_err *err)
+{
+	return quality_eval(c, g, c->quality.n_levels > 0 ? 0 : -1, vals, stop, stop_ud, err);
+}
+
+int ev_quality_eval_level(const ev_config *c, const genome *g, int level, double *vals,
+                          bool (*stop)(void *ud), void *stop_ud, tl_err *err)
+{
+	if (level < 0 || level >= c->quality.n_levels)
+		return tl_err_set(err, TL_EINVAL, "quality: level %d of %d", level, c->quality.n_levels);
+	return quality_eval(c, g, level, vals, stop, stop_ud, err);
+}
+
+/* level -1: the config's single budget; else multi-fidelity level. */
+static int quality_eval(const ev_config *c, const genome *g, int level, double *vals,
+                        bool (*stop)(void *ud), void *stop_ud, tl_err *err)
 {
 	const ev_quality *q = &c->quality;
 	int nm = c->n_obj + c->n_con;
@@ -67,6 +85,19 @@ int ev_quality_eval_stoppable(const ev_config *c, const genome *g, double *vals,
 	t.mad_tasks = q->mad_tasks;
 	if (q->epochs)
 		t.mad_epochs = q->epochs;
+	char dir[4200];
+	if (level >= 0) {
+		/* one WSD training per genome, continued level after level: the
+		 * warm-up is fixed in steps by the lowest budget */
+		if ((rc = qual_ckpt_dir(dir, sizeof dir, err)) < 0)
+			return rc;
+		t.schedule = QUAL_SCHED_WSD;
+		t.tokens = q->budgets[level];
+		t.ckpt_dir = dir;
+		t.opt.warmup = (int64_t)(t.warmup_frac * (double)(q->budgets[0] / ((int64_t)t.batch * t.seq)));
+		if (t.opt.warmup < 1)
+			t.opt.warmup = 1;
+	}
 	op_pool *pool = NULL;
 	if ((rc = op_pool_create(&pool, q->threads > 0 ? q->threads : 1, err)) < 0)
 		return rc;

@@ -169,6 +169,32 @@ static void test_metric_names(void)
 	ev_config_free(&cfg);
 }
 
+/* Multi-fidelity ranking compares at the highest level both reached: A
+ * (level 1) is better than B at level 1's budget but worse at level 0's,
+ * the only one B has: B must dominate A, as it would not if A's level-1
+ * values were set against B's level-0 ones. */
+static void test_mf_rank(void)
+{
+	/* rows: A, B, C; objectives (2, minimized) at level 0 and level 1 */
+	const double l0[] = {1.0, 5, 0.8, 5, 1.2, 4}, l1[] = {0.5, 5, NAN, NAN, 0.6, 4};
+	const double *v[2] = {l0, l1};
+	const int level[] = {1, 0, 1};
+	const double viol[] = {0, 0, 0};
+	int rank[3];
+	double crowd[3];
+	CHECK(ev_mf_rank(3, 2, v, level, viol, rank, crowd) == 0);
+	CHECK_MSG(rank[1] == 0 && rank[2] == 0 && rank[0] == 1, "ranks A %d B %d C %d (want 1 0 0)",
+	          rank[0], rank[1], rank[2]);
+	/* a front of two: both ends, infinite crowding */
+	CHECK(isinf(crowd[1]) && isinf(crowd[2]));
+	/* all at level 1: A dominates nothing of C, and the fronts are level 1's */
+	const int top[] = {1, 1, 1};
+	const double l1b[] = {0.5, 5, 0.4, 6, 0.6, 4};
+	const double *vb[2] = {l0, l1b};
+	CHECK(ev_mf_rank(3, 2, vb, top, viol, rank, crowd) == 0);
+	CHECK(rank[0] == 0 && rank[1] == 0 && rank[2] == 0);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1)
@@ -176,6 +202,7 @@ int main(int argc, char **argv)
 	tl_err err = TL_ERR_INIT;
 	test_bench_protocol();
 	test_metric_names();
+	test_mf_rank();
 	/* uninterrupted */
 	db_conn *db1 = NULL, *db2 = NULL;
 	CHECK(db_open(&db1, ":memory:", 0, &err) == 0);

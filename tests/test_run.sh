@@ -13,6 +13,8 @@
 #  - Ctrl-C: announced; a training stops at its next step; an evaluator
 #    that cannot be asked is abandoned by a second Ctrl-C within a second
 #    (the candidate stays pending, the command dies with tailor);
+#  - multi-fidelity: promotions stored, elites at their highest budget, and
+#    kill -9 + resume equal to the uninterrupted run;
 #  - run stop / status / list; resume of a finished run is a no-op.
 set -u
 TAILOR=${1:?usage: test_run.sh PATH_TO_TAILOR SOURCE_ROOT}
@@ -182,6 +184,52 @@ nf=$(q "$tmp/s2.db" "SELECT count(*) FROM candidates WHERE status IN ('done', 'f
 check '[ $alive = yes ] && [ $prc = 130 ] && [ $ms -lt 1000 ] && [ "$left" = 0 ] && grep -q "Ctrl-C again abandons" "$tmp/s2.out" && [ "$nf" = 0 ]' "Ctrl-C twice: alive after the first $alive, exit $prc after ${ms} ms, $left commands left, $nf evaluations ended: $(cat "$tmp/s2.out")"
 out=$("$TAILOR" --db "$tmp/s2.db" run status 1 2>&1)
 check '[[ "$out" == *"is gone"*"run resume 1"* ]]' "status after an abandon: $out"
+
+# ---- multi-fidelity (issue 16): every candidate trained at 512 tokens, the
+# best half of each generation continued to 2048; the elites carry their
+# highest budget's quality; killed at random moments and resumed (its own
+# checkpoint cache), the run equals the uninterrupted one row for row
+cat > "$tmp/mf.json" <<JSON
+{"name": "mf", "space": "$ROOT/examples/spaces/lfm2-like-small.json", "population": 6,
+ "generations": 3, "seed": 4,
+ "objectives": [{"metric": "val_bpb", "direction": "min"}, {"metric": "params", "direction": "min"}],
+ "quality": {"evaluator": "train", "corpus": "$ROOT/data/tinyshakespeare.txt", "width": 16,
+             "batch": 2, "seq": 32, "val_tokens": 512, "threads": 1,
+             "fidelity": {"budgets": [512, 2048], "promote": 0.5}}}
+JSON
+TAILOR_CACHE=$tmp/mfc1 "$TAILOR" --db "$tmp/mf1.db" run start "$tmp/mf.json" --quiet > /dev/null 2> "$tmp/mf1.err"; rc=$?
+check '[ $rc = 0 ]' "multi-fidelity run: rc $rc: $(tail -2 "$tmp/mf1.err")"
+nh=$(q "$tmp/mf1.db" "SELECT count(DISTINCT settings_hash) FROM quality WHERE metric = 'val_bpb'")
+np=$(q "$tmp/mf1.db" "SELECT count(*) FROM quality q WHERE metric = 'val_bpb' AND settings_hash <> (SELECT settings_hash FROM quality q0 JOIN candidates c ON c.genome_hash = q0.genome_hash AND c.generation = 0 AND c.origin <> 'elite' GROUP BY settings_hash ORDER BY count(*) DESC LIMIT 1)")
+check '[ "$nh" = 2 ] && [ "$np" -ge 3 ]' "multi-fidelity: $nh budgets stored (want 2), $np genomes promoted (want >= 3)"
+ne=$(q "$tmp/mf1.db" "SELECT count(*) FROM candidates WHERE origin = 'elite' AND json_extract(objectives, '$.quality_tokens') = 2048")
+check '[ "$ne" -ge 1 ]' "multi-fidelity: no elite carries its 2048-token quality"
+TAILOR_CACHE=$tmp/mfc2 "$TAILOR" --db "$tmp/mf2.db" run start "$tmp/mf.json" --quiet > /dev/null 2>&1 &
+pid=$!
+mfk=0
+for i in 1 2 3 4 5 6; do
+	sleep "0.$((RANDOM % 10))"
+	if kill -9 "$pid" 2> /dev/null; then mfk=$((mfk + 1)); fi
+	wait "$pid" 2> /dev/null
+	st=$(q "$tmp/mf2.db" "SELECT status FROM runs WHERE id = 1" 2> /dev/null)
+	[ "$st" = finished ] && break
+	if [ -z "$st" ]; then
+		TAILOR_CACHE=$tmp/mfc2 "$TAILOR" --db "$tmp/mf2.db" run start "$tmp/mf.json" --quiet > /dev/null 2>&1 &
+	else
+		TAILOR_CACHE=$tmp/mfc2 "$TAILOR" --db "$tmp/mf2.db" run resume 1 --quiet > /dev/null 2>&1 &
+	fi
+	pid=$!
+done
+wait "$pid" 2> /dev/null
+[ "$(q "$tmp/mf2.db" "SELECT status FROM runs WHERE id = 1")" = finished ] ||
+	TAILOR_CACHE=$tmp/mfc2 "$TAILOR" --db "$tmp/mf2.db" run resume 1 --quiet > /dev/null 2>&1
+echo "test_run: multi-fidelity: $mfk kill -9 landed" >&2
+dump "$tmp/mf1.db" > "$tmp/mf1.dump"
+dump "$tmp/mf2.db" > "$tmp/mf2.dump"
+check 'cmp -s "$tmp/mf1.dump" "$tmp/mf2.dump"' "killed multi-fidelity run differs: $(diff "$tmp/mf1.dump" "$tmp/mf2.dump" | head -4)"
+echo '{"space": "x.json", "objectives": [{"metric": "val_bpb"}], "quality": {"evaluator": "mad", "fidelity": {"budgets": [512, 2048]}}}' > "$tmp/bad6.json"
+out=$("$TAILOR" --db "$tmp/e.db" run start "$tmp/bad6.json" 2>&1); rc=$?
+check '[ $rc = 1 ] && [[ "$out" == *"quality.fidelity: only with the train evaluator"* ]]' "fidelity with mad: $out"
 
 # ---- stop
 "$TAILOR" --db "$tmp/c.db" run start "$tmp/a.json" --quiet > /dev/null 2>&1 &
