@@ -43,6 +43,8 @@ static void quality_help(FILE *f)
 	        "                      (default 12)\n"
 	        "  --space FILE        the search space to draw from\n"
 	        "  --run ID            the genomes of run ID in the results database (--db)\n"
+	        "  --frontier          with --run: only its frontier (the newest ranked\n"
+	        "                      generation's feasible first front)\n"
 	        "  --budgets LIST      training tokens, increasing, 2 to %d of them\n"
 	        "  --seeds S           trainings per genome at the lowest budget (default 2)\n"
 	        "  --width W           proxy width (default 64)\n"
@@ -152,7 +154,8 @@ out:
 
 /* At most k of the run's evaluated genomes, distinct, evenly spread over
  * the order they were evaluated in. */
-static int genomes_of_run(genome **out, int *k, db_conn *db, int64_t run_id, tl_err *err)
+static int genomes_of_run(genome **out, int *k, db_conn *db, int64_t run_id, bool frontier,
+                          tl_err *err)
 {
 	db_candidate *c = NULL;
 	size_t nc = 0;
@@ -166,8 +169,14 @@ static int genomes_of_run(genome **out, int *k, db_conn *db, int64_t run_id, tl_
 		rc = tl_err_set(err, TL_ENOMEM, "quality fidelity: out of memory");
 		goto out;
 	}
+	int64_t last = -1; /* frontier: the newest ranked generation's first front */
+	for (size_t i = 0; i < nc; i++)
+		if (c[i].rank >= 0 && c[i].generation > last)
+			last = c[i].generation;
 	for (size_t i = 0; i < nc; i++) {
 		if (strcmp(c[i].status, "done") || c[i].text == NULL)
+			continue;
+		if (frontier && (c[i].generation != last || c[i].rank != 0 || c[i].feasible != 1))
 			continue;
 		bool dup = false;
 		for (size_t j = 0; j < m && !dup; j++)
@@ -176,8 +185,9 @@ static int genomes_of_run(genome **out, int *k, db_conn *db, int64_t run_id, tl_
 			pick[m++] = i;
 	}
 	if (m < 3) {
-		rc = tl_err_set(err, TL_EINVAL, "quality fidelity: run %lld has %zu evaluated genomes; "
-		                "a study needs at least 3", (long long)run_id, m);
+		rc = tl_err_set(err, TL_EINVAL, "quality fidelity: run %lld has %zu %s; a study needs "
+		                "at least 3", (long long)run_id, m,
+		                frontier ? "frontier genomes" : "evaluated genomes");
 		goto out;
 	}
 	int n = *k < (int)m ? *k : (int)m;
@@ -415,6 +425,7 @@ static int fidelity(int argc, char **argv, cli_ctx *ctx)
 		{"seed", required_argument, NULL, 'S'},
 		{"resamples", required_argument, NULL, 'x'},
 		{"json", no_argument, NULL, 'j'},
+		{"frontier", no_argument, NULL, 'F'},
 		{NULL, 0, NULL, 0},
 	};
 	qual_fidelity_cfg fc = {.seeds = 2, .resamples = 1000};
@@ -426,7 +437,7 @@ static int fidelity(int argc, char **argv, cli_ctx *ctx)
 	t->val_tokens = 8192;
 	long long k = 0, run_id = 0, threads = 2, v;
 	const char *space = NULL;
-	bool json = false, budgets = false;
+	bool json = false, budgets = false, frontier = false;
 	char corpus_buf[PATH_MAX + 64], dir[4200];
 	tl_err err = TL_ERR_INIT;
 	int c;
@@ -512,11 +523,14 @@ static int fidelity(int argc, char **argv, cli_ctx *ctx)
 			fc.resamples = (int)v;
 			break;
 		case 'j': json = true; break;
+		case 'F': frontier = true; break;
 		default: return CLI_USAGE;
 		}
 	}
 	if (optind < argc)
 		return cli_usage("quality fidelity", "unexpected argument '%s'", argv[optind]);
+	if (frontier && run_id == 0)
+		return cli_usage("quality fidelity", "--frontier goes with --run ID");
 	if (!budgets)
 		return cli_usage("quality fidelity", "missing --budgets (e.g. 16384,131072,1048576)");
 	if (run_id == 0 && (space == NULL || k == 0))
@@ -552,7 +566,7 @@ static int fidelity(int argc, char **argv, cli_ctx *ctx)
 		if ((rc = db_run_get(db, run_id, &r, &err)) < 0)
 			goto out;
 		db_run_clear(&r);
-		rc = genomes_of_run(&gs, &n, db, run_id, &err);
+		rc = genomes_of_run(&gs, &n, db, run_id, frontier, &err);
 	} else {
 		rc = genomes_sampled(&gs, n, space, t->seed, &err);
 	}

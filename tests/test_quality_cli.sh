@@ -59,6 +59,7 @@ check "fidelity: no budgets named" grep -q "missing --budgets" "$err"
 check "fidelity: budgets must increase" [ "$(run "${F[@]}" --budgets 2048,1024)" = 2 ]
 check "fidelity: one line" [ "$(wc -l < "$err")" = 1 ]
 check "fidelity: no genomes" [ "$(run --db "$tmpd/f.db" quality fidelity --budgets 1024,2048)" = 2 ]
+check "fidelity: --frontier needs --run" [ "$(run "${F[@]}" --frontier --budgets 1024,2048)" = 2 ]
 check "fidelity: budget under two steps" [ "$(run "${F[@]}" --budgets 64,2048)" = 2 ]
 check "fidelity: study" [ "$(run "${F[@]}" --budgets 1024,4096)" = 0 ]
 check "fidelity: table" grep -q "tau vs highest" "$out"
