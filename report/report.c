@@ -28,6 +28,7 @@ typedef struct rep {
 	cand *c;
 	size_t nc;
 	int64_t front_gen;
+	double noise; /* the run's measured seed noise of val_bpb (NaN: none) */
 } rep;
 
 /* ---- helpers --------------------------------------------------------------------- */
@@ -248,6 +249,19 @@ static void scatter(rep *R, int a, int b)
 				fprintf(o, "%.1f,%.1f ", fx(&f, R->c[fi[i]].v[a]), fy(&f, R->c[fi[i]].v[b]));
 			fputs("'/>\n", o);
 		}
+		/* the seed noise as a bar through each frontier point */
+		int nax = !strcmp(R->obj[a].metric, "val_bpb") ? 0 : !strcmp(R->obj[b].metric, "val_bpb") ? 1 : -1;
+		for (int i = 0; i < m && nax >= 0 && isfinite(R->noise); i++) {
+			const cand *c = &R->c[fi[i]];
+			if (nax == 0)
+				fprintf(o, "<line class='nb' x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f'/>\n",
+				        fx(&f, c->v[a] - R->noise), fy(&f, c->v[b]), fx(&f, c->v[a] + R->noise),
+				        fy(&f, c->v[b]));
+			else
+				fprintf(o, "<line class='nb' x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f'/>\n",
+				        fx(&f, c->v[a]), fy(&f, c->v[b] - R->noise), fx(&f, c->v[a]),
+				        fy(&f, c->v[b] + R->noise));
+		}
 		for (int i = 0; i < m; i++) {
 			const cand *c = &R->c[fi[i]];
 			char x[32], y[32];
@@ -269,10 +283,16 @@ static void scatter(rep *R, int a, int b)
 	fputs(" vs ", o);
 	esc(o, R->obj[b].metric);
 	fprintf(o, ": %zu evaluated genomes%s (grey feasible, red "
-	        "infeasible), the frontier of generation %lld in blue.</figcaption></figure>\n",
+	        "infeasible), the frontier of generation %lld in blue",
 	        nok,
 	        stride > 1 ? ", every other point thinned out to keep the file small" : "",
 	        (long long)R->front_gen + 1);
+	if (isfinite(R->noise) &&
+	    (!strcmp(R->obj[a].metric, "val_bpb") || !strcmp(R->obj[b].metric, "val_bpb")))
+		fprintf(o, "; bars: &plusmn; the run's measured seed noise of val_bpb (%.4f bpb, the "
+		        "median |paired difference| of its fidelity study): frontier points closer than "
+		        "that are not told apart by the training", R->noise);
+	fputs(".</figcaption></figure>\n", o);
 }
 
 static void hv_plot(rep *R, const db_generation *g, size_t n)
@@ -899,6 +919,20 @@ int report_write(db_conn *db, int64_t run_id, const report_config *cfg, FILE *o,
 		goto out;
 	}
 	R.nc = nk;
+	R.noise = NAN;
+	{ /* the newest fidelity study's seed noise */
+		char **ev = NULL;
+		size_t nev = 0;
+		tl_err ne = TL_ERR_INIT;
+		if (db_run_events_data(db, run_id, "quality.fidelity", &ev, &nev, &ne) == 0 && nev > 0) {
+			cJSON *st = cJSON_Parse(ev[nev - 1]);
+			double v = jnum(st, "noise_median");
+			if (isfinite(v) && v > 0)
+				R.noise = v;
+			cJSON_Delete(st);
+		}
+		db_strings_free(ev, nev);
+	}
 	R.front_gen = -1;
 	for (size_t i = 0; i < nk; i++)
 		if (k[i].rank >= 0 && k[i].generation > R.front_gen)
@@ -936,7 +970,8 @@ int report_write(db_conn *db, int64_t run_id, const report_config *cfg, FILE *o,
 	      ".fr{fill:#1f5fbf;stroke:#fff}.fl{fill:none;stroke:#1f5fbf;stroke-width:1.5}\n"
 	      ".hv{fill:none;stroke:#1f5fbf;stroke-width:2}.hvp{fill:#1f5fbf}\n"
 	      ".fid{fill:none;stroke:#1f5fbf;stroke-opacity:.55;stroke-width:1.5}"
-	      ".fids{fill:none;stroke:#d2452c;stroke-width:1.5}\n"
+	      ".fids{fill:none;stroke:#d2452c;stroke-width:1.5}.nb{stroke:#1f5fbf;stroke-width:1.5;"
+	      "stroke-opacity:.6}\n"
 	      "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ddd;padding:3px 6px}\n"
 	      "td.num{text-align:right;font-variant-numeric:tabular-nums}.mono,code{font-family:monospace}\n"
 	      "code{font-size:11px;word-break:break-all}\n"

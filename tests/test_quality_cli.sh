@@ -89,6 +89,9 @@ sqlite3 "$N" "INSERT INTO events (run_id, level, kind, message, data) VALUES (1,
 check "frontier: marks" [ "$(run --db "$N" frontier 1 --format csv)" = 0 ]
 check "frontier: the two close ones marked, the far one not" [ "$(grep -c '0.0100 from' "$out")" = 2 ] 
 check "frontier: the far one unmarked" grep -q '^[0-9]*,1,cccccccccccc,3.5,.*,$' "$out"
+check "report: noise bars" [ "$(run --db "$N" report 1 -o "$tmpd/n.html")" = 0 ]
+check "report: a bar through each frontier point" [ "$(grep -c "class='nb'" "$tmpd/n.html")" = 3 ]
+check "report: bars explained" grep -q "measured seed noise of val_bpb (0.0500 bpb" "$tmpd/n.html"
 check "ckpt list" [ "$(run quality ckpt list)" = 0 ]
 check "ckpt list counts" grep -qE "holds [1-9][0-9]* checkpoint file" "$out"
 check "ckpt clean" [ "$(run quality ckpt clean)" = 0 ]
