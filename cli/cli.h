@@ -65,6 +65,11 @@ struct prof_bench_args;
 int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *names, int n,
                       const struct prof_bench_args *a, bool json);
 
+/* The training corpus when none is given: $TAILOR_CORPUS, then
+ * data/tinyshakespeare.txt here, then next to the executable's build or
+ * install (buf holds the path when it is built). */
+const char *cli_default_corpus(char *buf, size_t n);
+
 /* The command groups. */
 int cmd_db(int argc, char **argv, cli_ctx *ctx);
 int cmd_genome(int argc, char **argv, cli_ctx *ctx);

@@ -84,30 +84,6 @@ static int parse_budgets(qual_fidelity_cfg *c, const char *list)
 	return c->n_budgets >= 2 ? 0 : -1;
 }
 
-static const char *default_corpus(char *buf, size_t n)
-{
-	const char *env = getenv("TAILOR_CORPUS");
-	if (env && *env)
-		return env;
-	if (access("data/tinyshakespeare.txt", R_OK) == 0)
-		return "data/tinyshakespeare.txt";
-	char dir[PATH_MAX];
-	ssize_t len = readlink("/proc/self/exe", dir, sizeof dir - 1);
-	if (len > 0) {
-		dir[len] = '\0';
-		char *slash = strrchr(dir, '/');
-		if (slash)
-			*slash = '\0';
-		static const char *const rel[] = {"/../../data", "/../data", "/../share/tailor"};
-		for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-			snprintf(buf, n, "%s%s/tinyshakespeare.txt", dir, rel[i]);
-			if (access(buf, R_OK) == 0)
-				return buf;
-		}
-	}
-	return "data/tinyshakespeare.txt";
-}
-
 /* ---- the study's genomes ----------------------------------------------------------- */
 
 static int genomes_sampled(genome **out, int k, const char *space_path, uint64_t seed,
@@ -547,7 +523,7 @@ static int fidelity(int argc, char **argv, cli_ctx *ctx)
 			t->opt.warmup = 1;
 	}
 	if (t->corpus == NULL)
-		t->corpus = default_corpus(corpus_buf, sizeof corpus_buf);
+		t->corpus = cli_default_corpus(corpus_buf, sizeof corpus_buf);
 	if (qual_ckpt_dir(dir, sizeof dir, &err) < 0)
 		return cli_fail(&err);
 	t->ckpt_dir = dir;

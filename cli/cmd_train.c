@@ -66,37 +66,6 @@ static void train_help(FILE *f)
 	        "  -h, --help          this help\n");
 }
 
-static void exe_dir(char *out, size_t n)
-{
-	ssize_t len = readlink("/proc/self/exe", out, n - 1);
-	if (len <= 0) {
-		tl_strlcpy(out, ".", n);
-		return;
-	}
-	out[len] = '\0';
-	char *slash = strrchr(out, '/');
-	if (slash)
-		*slash = '\0';
-}
-
-static const char *default_corpus(char *buf, size_t n)
-{
-	const char *env = getenv("TAILOR_CORPUS");
-	if (env && *env)
-		return env;
-	if (access("data/tinyshakespeare.txt", R_OK) == 0)
-		return "data/tinyshakespeare.txt";
-	char dir[PATH_MAX];
-	exe_dir(dir, sizeof dir);
-	static const char *const rel[] = {"/../../data", "/../data", "/../share/tailor"};
-	for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
-		snprintf(buf, n, "%s%s/tinyshakespeare.txt", dir, rel[i]);
-		if (access(buf, R_OK) == 0)
-			return buf;
-	}
-	return "data/tinyshakespeare.txt";
-}
-
 typedef struct progress {
 	bool tty;
 	const char *what;
@@ -291,7 +260,7 @@ int cmd_train(int argc, char **argv, cli_ctx *ctx)
 
 	bool mad = !strcmp(evaluator, "mad");
 	if (!mad && cfg.corpus == NULL)
-		cfg.corpus = default_corpus(corpus_buf, sizeof corpus_buf);
+		cfg.corpus = cli_default_corpus(corpus_buf, sizeof corpus_buf);
 	op_pool *pool = NULL;
 	if (op_pool_create(&pool, (int)threads, &err) < 0)
 		return cli_fail(&err);

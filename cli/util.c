@@ -6,6 +6,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -90,4 +91,37 @@ int cli_int_arg(long long *out, const char *val, long long lo, long long hi,
 	}
 	*out = v;
 	return 0;
+}
+
+/* ---- the training corpus ---- */
+
+static void corpus_exe_dir(char *out, size_t n)
+{
+	ssize_t len = readlink("/proc/self/exe", out, n - 1);
+	if (len <= 0) {
+		tl_strlcpy(out, ".", n);
+		return;
+	}
+	out[len] = '\0';
+	char *slash = strrchr(out, '/');
+	if (slash)
+		*slash = '\0';
+}
+
+const char *cli_default_corpus(char *buf, size_t n)
+{
+	const char *env = getenv("TAILOR_CORPUS");
+	if (env && *env)
+		return env;
+	if (access("data/tinyshakespeare.txt", R_OK) == 0)
+		return "data/tinyshakespeare.txt";
+	char dir[PATH_MAX];
+	corpus_exe_dir(dir, sizeof dir);
+	static const char *const rel[] = {"/../../data", "/../data", "/../share/tailor"};
+	for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
+		snprintf(buf, n, "%s%s/tinyshakespeare.txt", dir, rel[i]);
+		if (access(buf, R_OK) == 0)
+			return buf;
+	}
+	return "data/tinyshakespeare.txt";
 }
