@@ -65,6 +65,9 @@ struct prof_bench_args;
 int cli_bench_devices(cli_ctx *ctx, const char *genome_arg, const char *const *names, int n,
                       const struct prof_bench_args *a, bool json);
 
+/* The directory of the running executable ("." when unknown): presets and
+ * data are looked up next to the build or the install. */
+void cli_exe_dir(char *out, size_t n);
 /* The training corpus when none is given: $TAILOR_CORPUS, then
  * data/tinyshakespeare.txt here, then next to the executable's build or
  * install (buf holds the path when it is built). */

@@ -11,20 +11,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Directory of the running executable, for finding the presets. */
-static void exe_dir(char *out, size_t n)
-{
-	ssize_t len = readlink("/proc/self/exe", out, n - 1);
-	if (len <= 0) {
-		tl_strlcpy(out, ".", n);
-		return;
-	}
-	out[len] = '\0';
-	char *slash = strrchr(out, '/');
-	if (slash)
-		*slash = '\0';
-}
-
 static bool preset_name(const char *s)
 {
 	if (*s == '\0' || strlen(s) > 64)
@@ -66,7 +52,7 @@ int cli_load_genome(struct genome *g, const char *arg, tl_err *err)
 			if (access(path, F_OK) == 0)
 				return genome_load(g, path, err);
 		}
-		exe_dir(dir, sizeof dir);
+		cli_exe_dir(dir, sizeof dir);
 		static const char *const rel[] = {"/../../examples/genomes", "/../examples/genomes",
 		                                  "/../share/tailor/genomes"};
 		for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {

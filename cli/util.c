@@ -93,9 +93,9 @@ int cli_int_arg(long long *out, const char *val, long long lo, long long hi,
 	return 0;
 }
 
-/* ---- the training corpus ---- */
+/* ---- files next to the executable ---- */
 
-static void corpus_exe_dir(char *out, size_t n)
+void cli_exe_dir(char *out, size_t n)
 {
 	ssize_t len = readlink("/proc/self/exe", out, n - 1);
 	if (len <= 0) {
@@ -116,7 +116,7 @@ const char *cli_default_corpus(char *buf, size_t n)
 	if (access("data/tinyshakespeare.txt", R_OK) == 0)
 		return "data/tinyshakespeare.txt";
 	char dir[PATH_MAX];
-	corpus_exe_dir(dir, sizeof dir);
+	cli_exe_dir(dir, sizeof dir);
 	static const char *const rel[] = {"/../../data", "/../data", "/../share/tailor"};
 	for (size_t i = 0; i < sizeof rel / sizeof rel[0]; i++) {
 		snprintf(buf, n, "%s%s/tinyshakespeare.txt", dir, rel[i]);
