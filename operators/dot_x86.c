@@ -529,31 +529,6 @@ void op_isa_gemv(enum op_dtype wt, const void *W, size_t row_bytes, int64_t r0, 
  * one at about 28 (hot in the cache), and from memory it streams at the read
  * probe's pace (see wmat_groups). */
 
-size_t op_isa_wmat_xbytes(int64_t K)
-{
-	int64_t nb = K / OP_QK;
-	return op_pad((size_t)K, OP_ALIGN) + op_pad((size_t)nb * 4, OP_ALIGN) + (size_t)nb * 4;
-}
-
-void op_isa_wmat_prepare(enum op_dtype wt, const float *x, int64_t K, void *xq)
-{
-	int64_t nb = K / OP_QK;
-	int8_t *qs = xq;
-	float *d = (float *)((uint8_t *)xq + op_pad((size_t)K, OP_ALIGN));
-	int32_t *bias = (int32_t *)((uint8_t *)d + op_pad((size_t)nb * 4, OP_ALIGN));
-	int32_t off = wt == OP_Q4_0 ? 8 : 128;
-	op_f16 dh[8];
-	int32_t sum[8];
-	for (int64_t b0 = 0; b0 < nb; b0 += 8) {
-		int64_t n = nb - b0 < 8 ? nb - b0 : 8;
-		op_isa_quantize_q8(x + b0 * OP_QK, n, qs + b0 * OP_QK, dh, sum);
-		for (int64_t b = 0; b < n; b++) {
-			d[b0 + b] = f16_to_f32(dh[b]);
-			bias[b0 + b] = -off * sum[b];
-		}
-	}
-}
-
 static ALWAYS_INLINE __m512i bcast4(const int8_t *p)
 {
 	return _mm512_set1_epi32(load_i32(p));
@@ -662,8 +637,8 @@ void op_isa_wmat_gemv(enum op_dtype wt, const void *P, int64_t K, int64_t G0, in
 {
 	int64_t nb = K / OP_QK;
 	const int8_t *qs = xq;
-	const float *d = (const float *)((const uint8_t *)xq + op_pad((size_t)K, OP_ALIGN));
-	const int32_t *bias = (const int32_t *)((const uint8_t *)d + op_pad((size_t)nb * 4, OP_ALIGN));
+	const float *d = op_wmat_xd(xq, K);
+	const int32_t *bias = op_wmat_xbias(xq, K);
 	if (wt == OP_Q4_0)
 		wmat_gemv_t(OP_Q4_0, P, nb, G0, G1, M, qs, d, bias, y);
 	else
@@ -977,6 +952,176 @@ void op_isa_gemv(enum op_dtype wt, const void *W, size_t row_bytes, int64_t r0, 
 	}
 }
 
+/* ================= AVX2 GEMV, interleaved weights ========================== */
+
+/* The weights in op_wmat's layout, 8 rows per group: one ymm per k-group of
+ * the group's rows, so every dot instruction multiplies 8 rows by 4
+ * activation bytes (a broadcast), and a row group's blocks are one stream.
+ * Per q4_0 record (144 bytes = 8 rows x 18): 4 loads and 12 nibble ops, then
+ * with AVX-VNNI 8 vpdpbusd, without it 8 vpmaddubsw summed in int16 (16
+ * products of at most 15 * 127 per lane: 30480 < 32767) and one vpmaddwd;
+ * against ~12 instructions per row and block row by row (gemv_q4_block).
+ * q8_0 without VNNI uses the sign trick per vector (|w| unsigned times
+ * x * sign(w), pairs <= 2 * 127 * 127), as dot32_i8 does. */
+/* Four groups in flight (32 rows, 4 streams), as on AVX-512: measured with
+ * bench_kernels_avx2* --quick on a Xeon with AVX-512 and AVX-VNNI, AVX2
+ * builds, 2 threads, LFM2-350M decode matmuls streamed in order (the
+ * "stream" line), q4_0 / q8_0 GB/s: AVX2 NG 2 16.0 / 20.0, NG 4 18.0 / 22.7;
+ * AVX-VNNI NG 2 18.3 / 21.1, NG 4 19.4 / 22.4 (read probe 22.5-24.7). */
+#ifndef OP_WMAT_NG
+#define OP_WMAT_NG 4
+#endif
+
+static ALWAYS_INLINE __m256i bcast4(const int8_t *p) { return _mm256_set1_epi32(load_i32(p)); }
+
+/* NG row groups side by side: out[i] = the 8 results of group i, whose
+ * records start at rec + i * stride. */
+static ALWAYS_INLINE void wmat_groups(enum op_dtype wt, int NG, const uint8_t *rec, size_t stride,
+                                      int64_t nb, const int8_t *qs, const float *d,
+                                      const int32_t *bias, __m256 *out)
+{
+	const __m256i low4 = _mm256_set1_epi8(0x0f);
+#if !defined(OP_ISA_AVX2_VNNI)
+	const __m256i ones = _mm256_set1_epi16(1);
+#endif
+	__m256 acc[OP_WMAT_NG];
+	OP_UNROLL
+	for (int i = 0; i < NG; i++)
+		acc[i] = _mm256_setzero_ps();
+	const size_t R = op_wmat_rec_bytes(wt);
+	for (int64_t b = 0; b < nb; b++, rec += R) {
+		OP_UNROLL
+		for (int i = 0; i < NG; i++)
+			for (size_t l = 0; l < R; l += 64)
+				prefetch(rec + i * stride + l);
+		const int8_t *xb = qs + b * OP_QK;
+		__m256i ib = _mm256_set1_epi32(bias[b]);
+		__m256i t[OP_WMAT_NG];
+		if (wt == OP_Q4_0) {
+#if defined(OP_ISA_AVX2_VNNI)
+			/* high nibbles in place (16 x their value): 16 i0 + i1 is
+			 * exactly 16 x the block sum, and d / 16 exact */
+			__m256i i0[OP_WMAT_NG], i1[OP_WMAT_NG];
+			OP_UNROLL
+			for (int i = 0; i < NG; i++) {
+				i0[i] = ib;
+				i1[i] = _mm256_setzero_si256();
+			}
+			OP_UNROLL
+			for (int j = 0; j < 4; j++) {
+				__m256i xl = bcast4(xb + 4 * j), xh = bcast4(xb + 16 + 4 * j);
+				OP_UNROLL
+				for (int i = 0; i < NG; i++) {
+					__m256i v = _mm256_loadu_si256(
+						(const __m256i *)(rec + i * stride + OP_WMAT_SCALES + 32 * j));
+					i0[i] = _mm256_dpbusd_avx_epi32(i0[i], _mm256_and_si256(v, low4), xl);
+					i1[i] = _mm256_dpbusd_avx_epi32(i1[i], _mm256_andnot_si256(low4, v), xh);
+				}
+			}
+			OP_UNROLL
+			for (int i = 0; i < NG; i++)
+				t[i] = _mm256_add_epi32(_mm256_slli_epi32(i0[i], 4), i1[i]);
+#else
+			__m256i s[OP_WMAT_NG];
+			OP_UNROLL
+			for (int i = 0; i < NG; i++)
+				s[i] = _mm256_setzero_si256();
+			OP_UNROLL
+			for (int j = 0; j < 4; j++) {
+				__m256i xl = bcast4(xb + 4 * j), xh = bcast4(xb + 16 + 4 * j);
+				OP_UNROLL
+				for (int i = 0; i < NG; i++) {
+					__m256i v = _mm256_loadu_si256(
+						(const __m256i *)(rec + i * stride + OP_WMAT_SCALES + 32 * j));
+					__m256i lo = _mm256_and_si256(v, low4);
+					__m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+					s[i] = _mm256_add_epi16(s[i], _mm256_maddubs_epi16(lo, xl));
+					s[i] = _mm256_add_epi16(s[i], _mm256_maddubs_epi16(hi, xh));
+				}
+			}
+			OP_UNROLL
+			for (int i = 0; i < NG; i++)
+				t[i] = _mm256_add_epi32(_mm256_madd_epi16(s[i], ones), ib);
+#endif
+		} else {
+			OP_UNROLL
+			for (int i = 0; i < NG; i++)
+				t[i] = ib;
+			OP_UNROLL
+			for (int g = 0; g < 8; g++) {
+				__m256i xv = bcast4(xb + 4 * g);
+				OP_UNROLL
+				for (int i = 0; i < NG; i++) {
+					__m256i w = _mm256_loadu_si256(
+						(const __m256i *)(rec + i * stride + OP_WMAT_SCALES + 32 * g));
+#if defined(OP_ISA_AVX2_VNNI)
+					t[i] = _mm256_dpbusd_avx_epi32(t[i], w, xv);
+#else
+					__m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xv, w));
+					t[i] = _mm256_add_epi32(t[i], _mm256_madd_epi16(p, ones));
+#endif
+				}
+			}
+		}
+#if defined(OP_ISA_AVX2_VNNI)
+		__m256 dx = _mm256_set1_ps(wt == OP_Q4_0 ? d[b] * 0.0625f : d[b]);
+#else
+		__m256 dx = _mm256_set1_ps(d[b]);
+#endif
+		OP_UNROLL
+		for (int i = 0; i < NG; i++) {
+			__m256 sc = _mm256_mul_ps(
+				_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(rec + i * stride))), dx);
+			acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(t[i]), sc, acc[i]);
+		}
+	}
+	OP_UNROLL
+	for (int i = 0; i < NG; i++)
+		out[i] = acc[i];
+}
+
+static ALWAYS_INLINE void store_group(float *y, int64_t valid, __m256 v)
+{
+	if (valid >= 8) {
+		_mm256_storeu_ps(y, v);
+	} else {
+		_Alignas(32) float t[8];
+		_mm256_store_ps(t, v);
+		memcpy(y, t, (size_t)valid * sizeof(float));
+	}
+}
+
+static ALWAYS_INLINE void wmat_gemv_t(enum op_dtype wt, const uint8_t *P, int64_t nb, int64_t G0,
+                                      int64_t G1, int64_t M, const int8_t *qs, const float *d,
+                                      const int32_t *bias, float *y)
+{
+	size_t stride = (size_t)nb * op_wmat_rec_bytes(wt);
+	__m256 acc[OP_WMAT_NG];
+	int64_t G = G0;
+	for (; G + OP_WMAT_NG <= G1; G += OP_WMAT_NG) {
+		wmat_groups(wt, OP_WMAT_NG, P + (size_t)G * stride, stride, nb, qs, d, bias, acc);
+		for (int i = 0; i < OP_WMAT_NG; i++)
+			store_group(y + (G + i - G0) * OP_WMAT_ROWS, M - (G + i) * OP_WMAT_ROWS, acc[i]);
+	}
+	for (; G < G1; G++) {
+		wmat_groups(wt, 1, P + (size_t)G * stride, stride, nb, qs, d, bias, acc);
+		store_group(y + (G - G0) * OP_WMAT_ROWS, M - G * OP_WMAT_ROWS, acc[0]);
+	}
+}
+
+void op_isa_wmat_gemv(enum op_dtype wt, const void *P, int64_t K, int64_t G0, int64_t G1,
+                      int64_t M, const void *xq, float *y)
+{
+	int64_t nb = K / OP_QK;
+	const int8_t *qs = xq;
+	const float *d = op_wmat_xd(xq, K);
+	const int32_t *bias = op_wmat_xbias(xq, K);
+	if (wt == OP_Q4_0)
+		wmat_gemv_t(OP_Q4_0, P, nb, G0, G1, M, qs, d, bias, y);
+	else
+		wmat_gemv_t(OP_Q8_0, P, nb, G0, G1, M, qs, d, bias, y);
+}
+
 /* ============================ AVX2 GEMM ==================================== */
 
 /* Packed panel, per block: for k-group g 0..7, for row group rg 0..1,
@@ -1056,6 +1201,49 @@ void op_isa_gemm_pack(enum op_dtype wt, const void *W, size_t row_bytes, int64_t
 				pack_group8(OP_Q4_0, W, row_bytes, M, r0 + rg * 8, b0 + b, blk + rg * 32, dv);
 			else
 				pack_group8(OP_Q8_0, W, row_bytes, M, r0 + rg * 8, b0 + b, blk + rg * 32, dv);
+		}
+	}
+}
+
+/* The panel from the interleaved layout: row groups are the panel's two
+ * halves, q4_0 vectors split into their nibbles (k-groups j and 4 + j), q8_0
+ * vectors copied (stored with the GEMM's own offset, OP_WMAT_Q8_OFF). */
+void op_isa_wmat_gemm_pack(enum op_dtype wt, const void *P, int64_t M, int64_t K, int64_t r0,
+                           int64_t b0, int64_t nb, void *buf)
+{
+	uint8_t *out = buf;
+	int64_t nbk = K / OP_QK;
+	size_t rec = op_wmat_rec_bytes(wt);
+	const __m256i low4 = _mm256_set1_epi8(0x0f);
+	for (int rg = 0; rg < 2; rg++) {
+		int64_t G = r0 / OP_WMAT_ROWS + rg;
+		bool have = G * OP_WMAT_ROWS < M;
+		const uint8_t *src = (const uint8_t *)P + (size_t)(G * nbk + b0) * rec;
+		for (int64_t b = 0; b < nb; b++, src += rec) {
+			uint8_t *blk = out + b * PK_BLOCK;
+			float *dv = (float *)(blk + PK_SCALES) + rg * 8;
+			if (!have) {
+				for (int g = 0; g < 8; g++)
+					_mm256_store_si256((__m256i *)(blk + g * PK_GROUP + rg * 32),
+					                   _mm256_setzero_si256());
+				_mm256_storeu_ps(dv, _mm256_setzero_ps());
+				continue;
+			}
+			_mm256_storeu_ps(dv, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)src)));
+			if (wt == OP_Q4_0) {
+				for (int j = 0; j < 4; j++) {
+					__m256i v = _mm256_loadu_si256((const __m256i *)(src + OP_WMAT_SCALES + 32 * j));
+					_mm256_store_si256((__m256i *)(blk + j * PK_GROUP + rg * 32),
+					                   _mm256_and_si256(v, low4));
+					_mm256_store_si256((__m256i *)(blk + (j + 4) * PK_GROUP + rg * 32),
+					                   _mm256_and_si256(_mm256_srli_epi16(v, 4), low4));
+				}
+			} else {
+				for (int g = 0; g < 8; g++)
+					_mm256_store_si256(
+						(__m256i *)(blk + g * PK_GROUP + rg * 32),
+						_mm256_loadu_si256((const __m256i *)(src + OP_WMAT_SCALES + 32 * g)));
+			}
 		}
 	}
 }

@@ -62,8 +62,8 @@ size_t op_matmul_scratch_bytes(enum op_dtype wt, int64_t K, int64_t N)
 	if (N < GEMM_MIN_N) {
 		size_t b = op_isa_gemv_xbytes(wt, K);
 #if OP_WMAT_ROWS > 1
-		if (op_isa_wmat_xbytes(K) > b)
-			b = op_isa_wmat_xbytes(K);
+		if (op_wmat_xbytes(K) > b)
+			b = op_wmat_xbytes(K);
 #endif
 		return b + OP_ALIGN;
 	}
@@ -333,14 +333,14 @@ void op_wmat_pack(enum op_dtype wt, const void *rows, int64_t r0, int64_t n, int
 					const op_block_q4_0 *blk = (const op_block_q4_0 *)row + b;
 					memcpy(o + 2 * i, &blk->d, 2);
 					for (int j = 0; j < 4; j++)
-						memcpy(o + OP_WMAT_SCALES + 64 * j + 4 * i, blk->qs + 4 * j, 4);
+						memcpy(o + OP_WMAT_SCALES + OP_WMAT_VEC * j + 4 * i, blk->qs + 4 * j, 4);
 				} else {
 					const op_block_q8_0 *blk = (const op_block_q8_0 *)row + b;
 					memcpy(o + 2 * i, &blk->d, 2);
 					for (int g = 0; g < 8; g++)
 						for (int k = 0; k < 4; k++)
-							o[OP_WMAT_SCALES + 64 * g + 4 * i + k] =
-								(uint8_t)(blk->qs[4 * g + k] + 128);
+							o[OP_WMAT_SCALES + OP_WMAT_VEC * g + 4 * i + k] =
+								(uint8_t)(blk->qs[4 * g + k] + OP_WMAT_Q8_OFF);
 				}
 			}
 		}
@@ -370,14 +370,15 @@ void op_wmat_row(enum op_dtype wt, const void *P, int64_t M, int64_t K, int64_t 
 		if (wt == OP_Q4_0) {
 			for (int j = 0; j < 4; j++)
 				for (int k = 0; k < 4; k++) {
-					uint8_t v = o[OP_WMAT_SCALES + 64 * j + 4 * i + k];
+					uint8_t v = o[OP_WMAT_SCALES + OP_WMAT_VEC * j + 4 * i + k];
 					xb[4 * j + k] = d * (float)((v & 0x0f) - 8);
 					xb[16 + 4 * j + k] = d * (float)((v >> 4) - 8);
 				}
 		} else {
 			for (int g = 0; g < 8; g++)
 				for (int k = 0; k < 4; k++)
-					xb[4 * g + k] = d * (float)(o[OP_WMAT_SCALES + 64 * g + 4 * i + k] - 128);
+					xb[4 * g + k] =
+						d * (float)op_wmat_q8(o[OP_WMAT_SCALES + OP_WMAT_VEC * g + 4 * i + k]);
 		}
 	}
 #endif
@@ -404,19 +405,45 @@ void op_wmat_unpack_row(enum op_dtype wt, const void *P, int64_t M, int64_t K, i
 			op_block_q4_0 *blk = (op_block_q4_0 *)row + b;
 			memcpy(&blk->d, o + 2 * i, 2);
 			for (int j = 0; j < 4; j++)
-				memcpy(blk->qs + 4 * j, o + OP_WMAT_SCALES + 64 * j + 4 * i, 4);
+				memcpy(blk->qs + 4 * j, o + OP_WMAT_SCALES + OP_WMAT_VEC * j + 4 * i, 4);
 		} else {
 			op_block_q8_0 *blk = (op_block_q8_0 *)row + b;
 			memcpy(&blk->d, o + 2 * i, 2);
 			for (int g = 0; g < 8; g++)
 				for (int k = 0; k < 4; k++)
-					blk->qs[4 * g + k] = (int8_t)(o[OP_WMAT_SCALES + 64 * g + 4 * i + k] - 128);
+					blk->qs[4 * g + k] =
+						op_wmat_q8(o[OP_WMAT_SCALES + OP_WMAT_VEC * g + 4 * i + k]);
 		}
 	}
 #endif
 }
 
 #if OP_WMAT_ROWS > 1
+size_t op_wmat_xbytes(int64_t K)
+{
+	int64_t nb = K / OP_QK;
+	return op_pad((size_t)K, OP_ALIGN) + op_pad((size_t)nb * 4, OP_ALIGN) + (size_t)nb * 4;
+}
+
+void op_wmat_prepare(enum op_dtype wt, const float *x, int64_t K, void *xq)
+{
+	int64_t nb = K / OP_QK;
+	int8_t *qs = xq;
+	float *d = (float *)op_wmat_xd(xq, K);
+	int32_t *bias = (int32_t *)op_wmat_xbias(xq, K);
+	int32_t off = wt == OP_Q4_0 ? 8 : OP_WMAT_Q8_OFF;
+	op_f16 dh[8];
+	int32_t sum[8];
+	for (int64_t b0 = 0; b0 < nb; b0 += 8) {
+		int64_t n = nb - b0 < 8 ? nb - b0 : 8;
+		op_isa_quantize_q8(x + b0 * OP_QK, n, qs + b0 * OP_QK, dh, sum);
+		for (int64_t b = 0; b < n; b++) {
+			d[b0 + b] = op_f16_to_f32(dh[b]);
+			bias[b0 + b] = -off * sum[b];
+		}
+	}
+}
+
 typedef struct wgemv_job {
 	enum op_dtype wt;
 	const void *P;
@@ -447,7 +474,7 @@ void op_wmat_matmul(op_pool *pool, enum op_dtype wt, const void *P, int64_t M, i
 	void *xq = op_align_ptr(scratch);
 	if (N < GEMM_MIN_N) {
 		for (int64_t n = 0; n < N; n++) {
-			op_isa_wmat_prepare(wt, X + n * K, K, xq);
+			op_wmat_prepare(wt, X + n * K, K, xq);
 			wgemv_job j = {wt, P, M, K, xq, Y + n * M};
 			op_pool_run(pool, wgemv_run, &j);
 		}

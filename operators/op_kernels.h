@@ -199,16 +199,18 @@ int op_matmul_ref(enum op_dtype wt, const void *W, int64_t M, int64_t K,
  * build's kernels read fastest; op_wmat_matmul then does what op_matmul does
  * on plain rows, within the same bound, thread-count independent.
  *
- * The layout: on AVX-512 builds, q8_0 and q4_0 rows are interleaved in groups
- * of OP_WMAT_ROWS = 16 rows (the last group padded with zero rows): for each
- * group, for each block of 32 columns, one record of the 16 rows' f16 scales
- * followed by their quants arranged as 16 rows x 4 bytes per 64-byte vector
+ * The layout: on AVX-512 and AVX2 builds, q8_0 and q4_0 rows are interleaved
+ * in groups of R rows, one vector of the dot instruction per group (R = 16
+ * with zmm, 8 with ymm; the last group padded with zero rows): for each
+ * group, for each block of 32 columns, one record of the R rows' f16 scales
+ * followed by their quants arranged as R rows x 4 bytes per 4R-byte vector
  * (q4_0: vector j holds each row's bytes qs[4j..4j+3], whose low nibbles are
  * elements 4j.. and high nibbles 16 + 4j..; q8_0: vector g holds elements
- * 4g..4g+3 of each row as unsigned bytes q + 128). The bytes per weight are
- * ggml's (18 / 34 per block of a row); a GEMV reads them as one stream and
- * multiplies 16 rows per instruction, and the prefill GEMM's packing is a
- * nibble split. Every other dtype, and every other build, keeps plain rows
+ * 4g..4g+3 of each row, as unsigned bytes q + 128 where the build has
+ * vpdpbusd, as signed q on plain AVX2). The bytes per weight are ggml's (18 /
+ * 34 per block of a row); a GEMV reads them as one stream and multiplies R
+ * rows per instruction, and the prefill GEMM's packing is a nibble split.
+ * Every other dtype, and every other build (NEON, scalar), keeps plain rows
  * (op_wmat_group_rows() == 1), and op_wmat_matmul is op_matmul.
  *
  * op_wmat_pack takes n consecutive plain rows (row_bytes apart) that are rows

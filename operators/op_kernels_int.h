@@ -154,31 +154,66 @@ void op_isa_gemm_tile(const void *buf, int64_t nb, const op_xpack *x, int64_t b0
 
 /* ---- weight matrices in the runtime layout (op_kernels.h, op_wmat) ------- */
 
-/* Interleaved groups: AVX-512 builds (dot_x86.c provides the kernels below);
- * 1 elsewhere (plain rows, op_matmul). */
+/* Interleaved groups (op_kernels.h, op_wmat): OP_WMAT_ROWS rows per group,
+ * one vector of the build's dot instruction per k-group (4 consecutive k) of
+ * the group's rows: 16 rows on AVX-512 (zmm), 8 on AVX2 (ymm); 1 elsewhere
+ * (plain rows, op_matmul). A record (one
+ * group, one block of 32 columns) is the rows' f16 scales (OP_WMAT_SCALES
+ * bytes), then the quants as OP_WMAT_VEC-byte vectors: q4_0 vector j holds
+ * each row's bytes qs[4j..4j+3] (low nibbles elements 4j.., high nibbles
+ * 16 + 4j..); q8_0 vector g holds elements 4g..4g+3 of each row, as unsigned
+ * bytes q + 128 where the dot instruction is unsigned x signed (vpdpbusd:
+ * OP_WMAT_Q8_OFF 128) and as signed q otherwise (OP_WMAT_Q8_OFF 0). The
+ * per-ISA file provides op_isa_wmat_gemv and op_isa_wmat_gemm_pack;
+ * matmul.c the packing, the row accessors and the activation. */
 #if defined(OP_ISA_AVX512)
 #define OP_WMAT_ROWS 16
-/* One record: 16 f16 scales, then the quants (see op_kernels.h). */
-#define OP_WMAT_SCALES 32
+#define OP_WMAT_Q8_OFF 128
+#elif defined(OP_ISA_AVX2_VNNI)
+#define OP_WMAT_ROWS 8
+#define OP_WMAT_Q8_OFF 128
+#elif defined(OP_ISA_AVX2)
+#define OP_WMAT_ROWS 8
+#define OP_WMAT_Q8_OFF 0 /* vpmaddubsw with the sign trick takes signed weights */
+#else /* NEON (sdot: 4 rows per q register) keeps plain rows for now */
+#define OP_WMAT_ROWS 1
+#endif
+
+#if OP_WMAT_ROWS > 1
+#define OP_WMAT_SCALES (2 * OP_WMAT_ROWS) /* bytes of a record's f16 scales */
+#define OP_WMAT_VEC (4 * OP_WMAT_ROWS)    /* bytes of one k-group of the rows */
 static inline size_t op_wmat_rec_bytes(enum op_dtype wt)
 {
-	return wt == OP_Q4_0 ? OP_WMAT_SCALES + 256 : OP_WMAT_SCALES + 512;
+	return OP_WMAT_SCALES + (size_t)(wt == OP_Q4_0 ? 4 : 8) * OP_WMAT_VEC;
 }
-/* The activation for op_isa_wmat_gemv: quants[K] (padded to OP_ALIGN), then
- * nb float scales, then nb int32 biases (-off * block sum, off 8 for q4_0
- * and 128 for q8_0). op_isa_wmat_xbytes bytes at an OP_ALIGN address. */
-size_t op_isa_wmat_xbytes(int64_t K);
-void op_isa_wmat_prepare(enum op_dtype wt, const float *x, int64_t K, void *xq);
+/* A stored q8_0 quant back to its signed value. */
+static inline int8_t op_wmat_q8(uint8_t v)
+{
+	return (int8_t)(uint8_t)(v - OP_WMAT_Q8_OFF);
+}
+/* The activation for op_isa_wmat_gemv (matmul.c prepares it): quants[K]
+ * (padded to OP_ALIGN), then nb float scales, then nb int32 biases (-off *
+ * block sum: off 8 for q4_0, OP_WMAT_Q8_OFF for q8_0). op_wmat_xbytes bytes
+ * at an OP_ALIGN address. */
+size_t op_wmat_xbytes(int64_t K);
+void op_wmat_prepare(enum op_dtype wt, const float *x, int64_t K, void *xq);
+static inline const float *op_wmat_xd(const void *xq, int64_t K)
+{
+	return (const float *)((const uint8_t *)xq + op_pad((size_t)K, OP_ALIGN));
+}
+static inline const int32_t *op_wmat_xbias(const void *xq, int64_t K)
+{
+	return (const int32_t *)((const uint8_t *)op_wmat_xd(xq, K) +
+	                         op_pad((size_t)(K / OP_QK) * 4, OP_ALIGN));
+}
 /* y[r] for the rows of groups G0 .. G1 - 1 that are < M (y indexed from
- * row G0 * 16). */
+ * row G0 * OP_WMAT_ROWS). */
 void op_isa_wmat_gemv(enum op_dtype wt, const void *P, int64_t K, int64_t G0, int64_t G1,
                       int64_t M, const void *xq, float *y);
-/* op_isa_gemm_pack's panel (rows r0 .. r0 + 31, blocks b0 .. b0 + nb - 1)
- * from the interleaved layout. */
+/* op_isa_gemm_pack's panel (rows r0 .. r0 + OP_GEMM_PR - 1, blocks b0 ..
+ * b0 + nb - 1) from the interleaved layout. */
 void op_isa_wmat_gemm_pack(enum op_dtype wt, const void *P, int64_t M, int64_t K, int64_t r0,
                            int64_t b0, int64_t nb, void *buf);
-#else
-#define OP_WMAT_ROWS 1
 #endif
 
 /* Which file provides what: the ISA files provide the dot products and the

@@ -18,7 +18,14 @@
  *    multiply-adds per second against the probed dot peak;
  *  - the matmuls of one LFM2-350M-shaped token (decode) and of a 512-token
  *    prompt (prefill), summed: an upper bound on tok/s from the matmuls alone,
- *    to hold against llama.cpp's tg128 / pp512 on the same machine.
+ *    to hold against llama.cpp's tg128 / pp512 on the same machine;
+ *  - the same token's matmuls as a decode step runs them: every matrix its
+ *    own, in the runtime layout (op_wmat), one after the other, so the
+ *    weights stream from memory (or the LLC where it holds 200 MB) as they
+ *    do in the model: GB/s against the read probe, the decode roofline.
+ * The GEMV lines are given for plain rows (op_matmul) and for the runtime
+ * layout (op_wmat_matmul, what the model runs; the same call where the build
+ * has no interleaved layout).
  * Times are the best of repeated calls (clock_gettime(CLOCK_MONOTONIC)):
  * other work on the machine only ever slows a call down; the GEMV and GEMM
  * lines also give the median, so a busy machine shows.
@@ -97,19 +104,34 @@ typedef struct mm_ctx {
 	int64_t M, K, N;
 	float *X, *Y;
 	void *scratch;
+	bool wmat;     /* W in the runtime layout: op_wmat_matmul */
 } mm_ctx;
 
 static void mm_call(void *arg, int rep)
 {
 	mm_ctx *c = arg;
-	op_matmul(c->pool, c->wt, c->W[rep % c->nW], c->M, c->K, c->X, c->N, c->Y, c->scratch);
+	if (c->wmat)
+		op_wmat_matmul(c->pool, c->wt, c->W[rep % c->nW], c->M, c->K, c->X, c->N, c->Y,
+		               c->scratch);
+	else
+		op_matmul(c->pool, c->wt, c->W[rep % c->nW], c->M, c->K, c->X, c->N, c->Y, c->scratch);
+}
+
+/* The plain rows W (M x K) in the runtime layout (a new buffer). */
+static void *to_wmat(enum op_dtype wt, const void *W, int64_t M, int64_t K)
+{
+	void *P = malloc(op_wmat_bytes(wt, M, K));
+	if (P)
+		op_wmat_pack(wt, W, 0, M, M, K, P);
+	return P;
 }
 
 /* Best (and median) seconds of one op_matmul; W rotates over nW copies. */
-static double time_matmul(op_pool *pool, enum op_dtype wt, void **W, int nW, int64_t M,
-                          int64_t K, int64_t N, tl_rng *rng, double budget, double *median)
+static double time_matmul_l(op_pool *pool, enum op_dtype wt, void **W, int nW, int64_t M,
+                            int64_t K, int64_t N, tl_rng *rng, double budget, double *median,
+                            bool wmat)
 {
-	mm_ctx c = {pool, wt, W, nW, M, K, N, NULL, NULL, NULL};
+	mm_ctx c = {pool, wt, W, nW, M, K, N, NULL, NULL, NULL, wmat};
 	c.X = malloc((size_t)(N * K) * sizeof(float));
 	c.Y = malloc((size_t)(N * M) * sizeof(float));
 	size_t sb = op_matmul_scratch_bytes(wt, K, N);
@@ -124,6 +146,12 @@ static double time_matmul(op_pool *pool, enum op_dtype wt, void **W, int nW, int
 	free(c.Y);
 	free(c.scratch);
 	return t;
+}
+
+static double time_matmul(op_pool *pool, enum op_dtype wt, void **W, int nW, int64_t M,
+                          int64_t K, int64_t N, tl_rng *rng, double budget, double *median)
+{
+	return time_matmul_l(pool, wt, W, nW, M, K, N, rng, budget, median, false);
 }
 
 /* ---- pool ---------------------------------------------------------------- */
@@ -184,6 +212,61 @@ static double lfm2_step(op_pool *pool, enum op_dtype wt, int64_t N, tl_rng *rng,
 		free(W);
 	}
 	return total;
+}
+
+/* One decode token's matmuls as the model runs them: every matrix of every
+ * block its own (runtime layout), called in order; best and median seconds
+ * per token over `reps` tokens after one warm-up token. */
+static int lfm2_stream(op_pool *pool, enum op_dtype wt, tl_rng *rng, int reps, double *best,
+                       double *median, double *bytes)
+{
+	int nmat = 0;
+	for (size_t s = 0; s < sizeof lfm2_shapes / sizeof lfm2_shapes[0]; s++)
+		nmat += lfm2_shapes[s].count;
+	void **P = calloc((size_t)nmat, sizeof *P);
+	int64_t *Ms = calloc((size_t)nmat, sizeof *Ms), *Ks = calloc((size_t)nmat, sizeof *Ks);
+	float *X = malloc(4608 * sizeof(float)), *Y = malloc(65536 * sizeof(float));
+	void *scratch = malloc(op_matmul_scratch_bytes(wt, 4608, 1));
+	double *t = calloc((size_t)reps, sizeof *t);
+	int rc = -1, n = 0;
+	*bytes = 0;
+	if (!P || !Ms || !Ks || !X || !Y || !scratch || !t)
+		goto out;
+	for (int64_t i = 0; i < 4608; i++)
+		X[i] = (float)tl_rng_normal(rng);
+	for (size_t s = 0; s < sizeof lfm2_shapes / sizeof lfm2_shapes[0]; s++)
+		for (int c = 0; c < lfm2_shapes[s].count; c++, n++) {
+			Ms[n] = lfm2_shapes[s].M;
+			Ks[n] = lfm2_shapes[s].K;
+			void *W = make_weights(rng, wt, Ms[n], Ks[n]);
+			P[n] = W ? to_wmat(wt, W, Ms[n], Ks[n]) : NULL;
+			free(W);
+			if (!P[n])
+				goto out;
+			*bytes += (double)op_row_bytes(wt, Ks[n]) * (double)Ms[n];
+		}
+	for (int r = -1; r < reps; r++) {
+		double t0 = now_s();
+		for (int i = 0; i < nmat; i++)
+			op_wmat_matmul(pool, wt, P[i], Ms[i], Ks[i], X, 1, Y, scratch);
+		if (r >= 0)
+			t[r] = now_s() - t0;
+	}
+	qsort(t, (size_t)reps, sizeof *t, cmp_double);
+	*best = t[0];
+	*median = t[reps / 2];
+	rc = 0;
+out:
+	for (int i = 0; P && i < n; i++)
+		free(P[i]);
+	free(P);
+	free(Ms);
+	free(Ks);
+	free(X);
+	free(Y);
+	free(scratch);
+	free(t);
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -282,6 +365,16 @@ int main(int argc, char **argv)
 			       "read)\n", op_dtype_name(qt[t]), (long long)D, (long long)D, bytes * 1e-6,
 			       th * 1e6, mh * 1e6, bytes / th * 1e-9, 100 * bytes / th * 1e-9 / rd16, count,
 			       tc * 1e6, mc * 1e6, bytes / tc * 1e-9, 100 * bytes / tc * 1e-9 / rd);
+			/* the runtime layout, hot (op_wmat_group_rows rows per group) */
+			void *P = to_wmat(qt[t], gemv_w[t][0], D, D);
+			if (P) {
+				double mw, tw = time_matmul_l(pool, qt[t], &P, 1, D, D, 1, &rng, 1.0, &mw, true);
+				printf("wgemv  %s %lldx%lld runtime layout (%d-row groups): hot %.0f us (median "
+				       "%.0f) = %.1f GB/s (%.0f%% of 16 MiB read)\n", op_dtype_name(qt[t]),
+				       (long long)D, (long long)D, op_wmat_group_rows(qt[t]), tw * 1e6, mw * 1e6,
+				       bytes / tw * 1e-9, 100 * bytes / tw * 1e-9 / rd16);
+				free(P);
+			}
 		}
 		for (int t = 0; t < 2; t++) {
 			/* small N (speculative decoding, short prompts): per-row cost */
@@ -314,6 +407,17 @@ int main(int argc, char **argv)
 			       "= %.0f tok/s, %.1f GB/s; prefill 512 %.1f ms = %.0f tok/s\n",
 			       op_dtype_name(qt[t]), wbytes * 1e-6, tg * 1e3, 1 / tg, wbytes / tg * 1e-9,
 			       pp * 1e3, 512 / pp);
+		}
+		for (int t = 0; t < 2; t++) {
+			double best, med, wbytes;
+			if (lfm2_stream(pool, qt[t], &rng, quick ? 10 : 30, &best, &med, &wbytes) < 0) {
+				fprintf(stderr, "bench_kernels: out of memory\n");
+				return 1;
+			}
+			printf("stream %s LFM2-350M decode matmuls in order, runtime layout (%.0f MB): %.2f ms "
+			       "(median %.2f) = %.1f GB/s (median %.1f) = %.0f%% of read\n",
+			       op_dtype_name(qt[t]), wbytes * 1e-6, best * 1e3, med * 1e3, wbytes / best * 1e-9,
+			       wbytes / med * 1e-9, 100 * wbytes / med * 1e-9 / rd);
 		}
 		op_pool_free(pool);
 	}

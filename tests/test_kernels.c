@@ -495,10 +495,23 @@ static void matmul_double(const float *What, const float *Xhat, int64_t M, int64
 		}
 }
 
+/* Each SIMD path ships its interleaved weight layout (op_wmat): the group
+ * is one vector of the build's dot instruction. */
+static void test_wmat_groups(void)
+{
+	const char *isa = op_kernels_isa();
+	int want = !strcmp(isa, "avx512-vnni")                           ? 16
+	           : !strcmp(isa, "avx2-vnni") || !strcmp(isa, "avx2") ? 8
+	                                                                  : 1;
+	CHECK_MSG(op_wmat_group_rows(OP_Q4_0) == want && op_wmat_group_rows(OP_Q8_0) == want,
+	          "%s: op_wmat groups of %d rows, want %d", isa, op_wmat_group_rows(OP_Q4_0), want);
+	CHECK(op_wmat_group_rows(OP_F32) == 1 && op_wmat_group_rows(OP_F16) == 1);
+}
+
 static void test_matmul(tl_rng *rng, op_pool *pool2)
 {
 	static const int64_t Ns[] = {1, 2, 3, 7, 17, 33, 64};
-	static const int64_t Ms[] = {1, 3, 17, 64, 257};
+	static const int64_t Ms[] = {1, 3, 7, 17, 33, 64, 257};
 	static const int64_t Ks[] = {32, 96, 352, 4096}; /* 352: 11 blocks, odd, > 8 */
 	const int64_t maxN = 64, maxM = 257, maxK = 4096;
 	float *Wf = xmalloc((size_t)(maxM * maxK) * sizeof(float));
@@ -510,7 +523,7 @@ static void test_matmul(tl_rng *rng, op_pool *pool2)
 	void *qtmp = xmalloc(op_row_bytes(OP_Q8_0, maxK));
 	for (size_t ki = 0; ki < sizeof Ks / sizeof Ks[0]; ki++) {
 		int64_t K = Ks[ki];
-		for (size_t mi = 0; mi < 5; mi++) {
+		for (size_t mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++) {
 			int64_t M = Ms[mi];
 			for (int ti = 0; ti < 4; ti++) {
 				enum op_dtype wt = all_types[ti];
@@ -791,6 +804,7 @@ int main(void)
 	test_dot_random(&rng);
 	test_dot_exact(&rng);
 	section_done("vec_dot");
+	test_wmat_groups();
 	test_matmul(&rng, pool2);
 	section_done("matmul");
 	test_pool();
