@@ -77,7 +77,7 @@ for f in sorted(glob.glob(os.path.join(tmp, 'dec-*.json')), key=lambda p: (p.spl
     pos = j['depth'] + j['prompt'] + j['gen'] / 2
     cache = j['cache_bytes'] * pos / j['ctx']
     row(f"{q} decode, depth {d}", j['decode_tok_s'], rd / (j['weight_bytes'] + cache), j['peak_rss_bytes'])
-for f in sorted(glob.glob(os.path.join(tmp, 'pre-*.json'))):
+for f in sorted(glob.glob(os.path.join(tmp, 'pre-*.json')), key=lambda p: (p.split('-')[1], int(p.split('-')[-1][:-5]))):
     j = json.load(open(f))
     q = j['quant']
     bpw = {'q4_0': 18 / 32, 'q8_0': 34 / 32}[q]
