@@ -27,6 +27,10 @@ QUICK=0
 usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
 	case "$1" in
+	--tailor|--genome|--threads|--cflags|--repeat)
+		[ $# -ge 2 ] || { echo "bench_runtime: option '$1' needs a value (see --help)" >&2; exit 2; } ;;
+	esac
+	case "$1" in
 	--tailor) TAILOR=$2; shift 2 ;;
 	--genome) GENOME=$2; shift 2 ;;
 	--threads) THREADS=$2; shift 2 ;;
